@@ -1,0 +1,382 @@
+"""The `policy` command line: parses arguments, calls `policy`/`engine`, prints, picks exit codes.
+
+Exit codes: 0 ok, 1 findings (the policy or a container breaks a rule), 2 usage or engine error.
+Results go to stdout, progress and summaries to stderr. The one `except Error` is in `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO, assert_never
+
+from policy.diagnostics import Diagnostic, Severity
+from policy.errors import Error, PolicyError, UsageError
+
+OK, FINDINGS, USAGE = 0, 1, 2
+VERSION = "0.1.0"
+
+
+class RenderTarget(enum.StrEnum):
+    DOCKER_RUN = "docker-run"
+    COMPOSE = "compose"
+
+
+class ShowFormat(enum.StrEnum):
+    TOML = "toml"
+    JSON = "json"
+
+
+class DiagnosticsFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 through our own path with a one-line hint."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _add_policy_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        "-p",
+        type=Path,
+        default=Path("policies"),
+        metavar="DIR",
+        help="policy directory or file (default: ./policies)",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        metavar="DIR",
+        help="directory relative mount sources resolve against "
+        "(default: the parent of the policy directory)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="policy",
+        formatter_class=_formatter,
+        description="Vetted container profiles: validate them, render them, launch tests "
+        "through them, audit what runs.",
+        epilog="exit codes: 0 ok, 1 findings, 2 usage or engine error\n"
+        "example: policy validate policies/ && policy show isolation",
+    )
+    parser.add_argument("--version", action="version", version=f"policy {VERSION}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "validate",
+        help="check policy files: schema, inheritance, rules, guardrails, waivers",
+        formatter_class=_formatter,
+        description="Check policy files and report every problem as path:line:col: id: message.",
+        epilog="examples:\n  policy validate\n  policy validate policies/ "
+        "other/team.toml --format json\n\nexit: 0 valid, 1 problems found",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="policy directories or files (default: ./policies)",
+    )
+    p.add_argument(
+        "--project",
+        type=Path,
+        metavar="DIR",
+        help="directory relative mount sources resolve against",
+    )
+    p.add_argument(
+        "--format",
+        type=DiagnosticsFormat,
+        choices=list(DiagnosticsFormat),
+        default=DiagnosticsFormat.TEXT,
+        help="output format (default: text)",
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=["warning", "error"],
+        default="error",
+        help="lowest severity that fails (default: error)",
+    )
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "list",
+        help="list the profiles of a policy",
+        formatter_class=_formatter,
+        epilog="example:\n  policy list --policies policies/",
+    )
+    _add_policy_args(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "show",
+        help="print a profile's effective settings and digest",
+        formatter_class=_formatter,
+        description="Print the effective profile ([defaults], then each parent, "
+        "then the profile) in canonical units, with its digest.",
+        epilog="examples:\n  policy show full\n  policy show fast --format json",
+    )
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--format", type=ShowFormat, choices=list(ShowFormat), default=ShowFormat.TOML)
+    _add_policy_args(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "render",
+        help="print a docker run line or compose file for a profile",
+        formatter_class=_formatter,
+        description="Render a profile as a `docker run` line (safely quoted; it "
+        "runs as printed) or a compose service.",
+        epilog="examples:\n  policy render isolation -- sh -c 'make test'\n"
+        "  policy render full --as compose > docker-compose.test.yml\n\n"
+        "The profile's timeout is enforced by `policy run`, not by docker.",
+    )
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument(
+        "--as",
+        dest="target",
+        type=RenderTarget,
+        choices=list(RenderTarget),
+        default=RenderTarget.DOCKER_RUN,
+        help="what to render (default: docker-run)",
+    )
+    p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
+    p.add_argument("cmd", nargs="*", metavar="CMD", help="command after `--`")
+    _add_policy_args(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "rules",
+        help="list the built-in security rules",
+        formatter_class=_formatter,
+        epilog="example:\n  policy rules",
+    )
+    p.add_argument("--format", choices=["text", "markdown"], default="text")
+    p.set_defaults(func=cmd_rules)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic], stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    for d in diagnostics:
+        tag = "" if d.severity is Severity.ERROR else " (warning)"
+        print(f"{d}{tag}", file=out)
+
+
+def _load(
+    args: argparse.Namespace, paths: list[Path] | None = None, require_valid: bool = True
+) -> object:
+    """Load (and by default validate) the policy; a broken policy is a usage error here."""
+    from policy.loader import load_policy
+    from policy.validate import validate
+
+    try:
+        policy = load_policy(paths or [args.policies], args.project)
+    except PolicyError as exc:
+        raise UsageError(
+            "the policy does not load; run `policy validate` for details", exc.diagnostics
+        ) from None
+    if require_valid:
+        problems = [d for d in validate(policy) if d.severity is Severity.ERROR]
+        if problems:
+            raise UsageError("the policy does not validate; refusing to use it", problems)
+    return policy
+
+
+def _profile(policy: object, name: str) -> object:
+    from policy.loader import Policy
+    from policy.pydantic_errors import did_you_mean
+
+    assert isinstance(policy, Policy)
+    if name not in policy.profiles:
+        hint = did_you_mean(name, list(policy.profiles))
+        raise UsageError(f"no profile '{name}'{hint}; `policy list` shows them")
+    return policy.profiles[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from policy.loader import load_policy
+    from policy.validate import validate
+
+    paths = args.paths or [Path("policies")]
+    try:
+        policy = load_policy(paths, args.project)
+        diagnostics = validate(policy)
+    except PolicyError as exc:
+        diagnostics = list(exc.diagnostics)
+        policy = None
+    fail_rank = Severity(args.fail_on).rank
+    failing = [d for d in diagnostics if d.severity.rank >= fail_rank]
+    if args.format is DiagnosticsFormat.JSON:
+        print(
+            json.dumps(
+                {
+                    "schema": "container-policy/validate/v1",
+                    "valid": not failing,
+                    "diagnostics": [
+                        {
+                            "path": d.location.path,
+                            "line": d.location.line,
+                            "col": d.location.col,
+                            "id": d.code,
+                            "severity": d.severity.value,
+                            "profile": d.profile,
+                            "message": d.message,
+                        }
+                        for d in diagnostics
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif args.format is DiagnosticsFormat.TEXT:
+        _print_diagnostics(diagnostics)
+    else:
+        assert_never(args.format)
+    if policy is not None:
+        summary = f"{len(policy.profiles)} profile(s) in {len(policy.files)} file(s)"
+    else:
+        summary = "the policy does not load"
+    verdict = "invalid" if failing else "valid"
+    print(f"{verdict}: {summary}, {len(diagnostics)} problem(s)", file=sys.stderr)
+    return FINDINGS if failing else OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from policy.canonical import digest
+    from policy.loader import Policy
+
+    policy = _load(args, require_valid=False)
+    assert isinstance(policy, Policy)
+    width = max((len(n) for n in policy.profiles), default=4)
+    for name, profile in sorted(policy.profiles.items()):
+        print(
+            f"{name:<{width}}  {digest(profile)[:19]}  {profile.image}  "
+            f"{profile.description or ''}".rstrip()
+        )
+    return OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    from policy.canonical import canonical_document, digest
+    from policy.model import Profile
+
+    policy = _load(args, require_valid=False)
+    profile = _profile(policy, args.profile)
+    assert isinstance(profile, Profile)
+    doc = canonical_document(profile)
+    doc["digest"] = digest(profile)
+    if args.format is ShowFormat.JSON:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    elif args.format is ShowFormat.TOML:
+        # TOML has no null: unset settings are simply absent.
+        clean = {k: v for k, v in doc.items() if v is not None and v != {} and v != []}
+        print(f"# effective profile '{profile.name}' (canonical units: bytes, seconds, CPUs)")
+        print(tomli_w.dumps(clean), end="")
+    else:
+        assert_never(args.format)
+    return OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from engine.translate import compose_document, docker_run_argv, to_yaml
+    from policy.loader import Policy
+    from policy.model import Profile
+
+    policy = _load(args)
+    assert isinstance(policy, Policy)
+    profile = _profile(policy, args.profile)
+    assert isinstance(profile, Profile)
+    image = args.image
+    if image is not None:
+        from policy.model import _image
+
+        try:
+            image = _image(image)
+        except Exception:
+            raise UsageError(f"--image: not an image reference: {image!r}") from None
+    policy_file = policy.declared[profile.name].source.display
+    if args.target is RenderTarget.DOCKER_RUN:
+        argv = docker_run_argv(profile, policy.project, policy_file, args.cmd, image)
+        print(shlex.join(argv))
+    elif args.target is RenderTarget.COMPOSE:
+        doc = compose_document(profile, policy.project, policy_file, args.cmd, image)
+        print(to_yaml(doc))
+    else:
+        assert_never(args.target)
+    if profile.timeout is not None:
+        from policy.units import format_duration
+
+        print(
+            f"note: the profile's timeout ({format_duration(profile.timeout)}) is enforced by "
+            "`policy run`, not by docker",
+            file=sys.stderr,
+        )
+    return OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from policy.rules import RULES
+
+    if args.format == "markdown":
+        print("| id | severity | title | CIS Docker Benchmark | Pod Security Standards | fix |")
+        print("|---|---|---|---|---|---|")
+        for r in RULES:
+            print(
+                f"| `{r.id}` | {r.severity} | {r.title} | {r.cis or '-'} | {r.pss or '-'} "
+                f"| {r.help} |"
+            )
+    else:
+        for r in RULES:
+            refs = ", ".join(x for x in (f"CIS {r.cis}" if r.cis else "", r.pss or "") if x)
+            print(f"{r.id:<20} {r.severity:<8} {r.title}" + (f"  [{refs}]" if refs else ""))
+    return OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return USAGE
+        code: int = args.func(args)
+        return code
+    except Error as exc:
+        print(f"policy: error: {exc.message}", file=sys.stderr)
+        _print_diagnostics(exc.diagnostics, sys.stderr)
+        return exc.exit_code if not isinstance(exc, PolicyError) else FINDINGS
+    except KeyboardInterrupt:
+        print("policy: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The canonical form of a profile: one JSON-ready document, and the digest derived from it.
+
+The digest is what launched containers carry as a label, so it must not change when a file is
+reformatted, split, reordered or written with equivalent spellings (`1g` and `1024m`); it must
+change whenever a setting that reaches the engine (or the launcher) changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from policy.model import Profile
+
+# Presentation only: renaming or re-describing a profile does not change how it runs.
+_NOT_DIGESTED = frozenset({"name", "description"})
+
+
+def canonical_document(profile: Profile) -> dict[str, Any]:
+    """Every setting of `profile` in canonical units, plus derived `uid`, `gid`, `capabilities`.
+
+    This is the document guardrails are written against (see docs/guardrails.md).
+    """
+    doc = profile.model_dump(mode="json", exclude={"seccomp"})
+    doc["seccomp"] = profile.seccomp.canonical
+    doc["uid"] = profile.uid
+    doc["gid"] = profile.gid
+    doc["capabilities"] = sorted(profile.capabilities)
+    doc["cap_add"] = list(profile.cap_add)
+    doc["cap_drop"] = list(profile.cap_drop)
+    for spec in doc["tmpfs"].values():
+        if spec.get("mode") is not None:
+            spec["mode"] = f"{spec['mode']:o}"  # octal, as written
+    return doc
+
+
+def digest(profile: Profile) -> str:
+    """`sha256:...` over the canonical settings (key order and spelling independent)."""
+    doc = {k: v for k, v in canonical_document(profile).items() if k not in _NOT_DIGESTED}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# Guardrail and rule findings on a derived field are located where its source key is written.
+SOURCE_KEY = {"uid": "user", "gid": "user", "capabilities": "cap_add"}

@@ -1,0 +1,186 @@
+"""Organisation guardrails: rules in cerberus' vocabulary over the canonical profile document.
+
+A guardrail file (`guardrails.toml` or `*.guardrails.toml` in the policy directory) holds:
+
+    version = 1
+    [guardrails.house-uid]
+    description = "Test containers run as a regular user"
+    field = "uid"
+    rules = { required = true, min = 1000 }
+
+`rules` is a cerberus rule set for that one field of the document `canonical_document` builds.
+Sizes and durations may be written as in profiles (`max = "4g"`): they are normalised first.
+Each guardrail is checked as a cerberus schema when loaded, so a typo in a rule is a located
+error, not a rule that silently never fires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from cerberus import SchemaError, Validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policy import units
+from policy.diagnostics import Diagnostic, Severity
+from policy.model import Profile
+from policy.pydantic_errors import diagnostics_from, did_you_mean
+from policy.source import SourceFile
+
+# The canonical fields a guardrail may name (see `policy.canonical.canonical_document`).
+FIELDS = tuple(sorted([*Profile.model_fields, "uid", "gid", "capabilities"]))
+_SIZE_FIELDS = frozenset({"memory"})
+_DURATION_FIELDS = frozenset({"timeout"})
+
+
+def is_guardrail_file(path: Path) -> bool:
+    return path.name == "guardrails.toml" or path.name.endswith(".guardrails.toml")
+
+
+class GuardrailInput(BaseModel):
+    """One `[guardrails.ID]` table."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    description: Annotated[str, Field(min_length=1)]
+    field: str
+    rules: Annotated[dict[str, Any], Field(min_length=1)]
+    severity: Literal["error", "warning"] = "error"
+
+
+class GuardrailFileInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    version: Literal[1]
+    guardrails: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """A loaded guardrail: a cerberus schema for one field, with its id and origin."""
+
+    id: str
+    description: str
+    field: str
+    schema: dict[str, Any]
+    severity: Severity
+    source: SourceFile
+
+    @property
+    def rule_id(self) -> str:
+        return f"guardrail/{self.id}"
+
+    def check(self, document: dict[str, Any]) -> list[str]:
+        """Messages for each way `document` breaks this guardrail (empty when it holds)."""
+        validator = Validator({self.field: self.schema}, allow_unknown=True)
+        present = {k: v for k, v in document.items() if v is not None}
+        if validator.validate(present):
+            return []
+        value = document.get(self.field)
+        return [
+            f"{self.field} = {_show(value)}: {_flatten(m)}"
+            for m in validator.errors.get(self.field, [])
+        ]
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """The guardrails of one file."""
+
+    source: SourceFile
+    items: tuple[Guardrail, ...]
+
+
+def _normalise_rules(field: str, rules: dict[str, Any]) -> dict[str, Any]:
+    parse = (
+        units.parse_size
+        if field in _SIZE_FIELDS
+        else units.parse_duration
+        if field in _DURATION_FIELDS
+        else None
+    )
+    if parse is None:
+        return dict(rules)
+    return {
+        k: parse(v) if k in ("min", "max") and isinstance(v, str) else v for k, v in rules.items()
+    }
+
+
+def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
+    """Validate a guardrail file (including every cerberus rule in it) and load it."""
+    problems: list[Diagnostic] = []
+    try:
+        file = GuardrailFileInput.model_validate(source.data)
+    except ValidationError as exc:
+        return diagnostics_from(exc, source, (), GuardrailFileInput)
+    items: list[Guardrail] = []
+    for gid, raw in file.guardrails.items():
+        keypath: tuple[str | int, ...] = ("guardrails", gid)
+        try:
+            spec = GuardrailInput.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(diagnostics_from(exc, source, keypath, GuardrailInput))
+            continue
+        if spec.field not in FIELDS:
+            problems.append(
+                Diagnostic(
+                    source.at((*keypath, "field")),
+                    "unknown-field",
+                    f"guardrail {gid}: no canonical field '{spec.field}'"
+                    f"{did_you_mean(spec.field, FIELDS)}",
+                )
+            )
+            continue
+        try:
+            schema = _normalise_rules(spec.field, spec.rules)
+        except units.UnitError as exc:
+            problems.append(
+                Diagnostic(source.at((*keypath, "rules")), "bad-value", f"guardrail {gid}: {exc}")
+            )
+            continue
+        bad = False
+        for rule, value in schema.items():
+            try:
+                Validator({spec.field: {rule: value}})
+            except SchemaError as exc:
+                bad = True
+                problems.append(
+                    Diagnostic(
+                        source.at((*keypath, "rules", rule)),
+                        "bad-guardrail",
+                        f"guardrail {gid}: rule {rule} = {_show(value)} is not a "
+                        f"valid cerberus rule: {_flatten(exc.args[0])}",
+                    )
+                )
+        if not bad:
+            items.append(
+                Guardrail(
+                    gid, spec.description, spec.field, schema, Severity(spec.severity), source
+                )
+            )
+    if not file.guardrails:
+        problems.append(
+            Diagnostic(
+                source.at(()),
+                "no-guardrails",
+                "guardrail file declares no guardrails; an empty rule set "
+                "would pass everything, so it is refused",
+            )
+        )
+    return problems or Guardrails(source, tuple(items))
+
+
+def _flatten(message: object) -> str:
+    """Cerberus nests messages in dicts and lists; flatten to one readable line."""
+    if isinstance(message, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in message.items())
+    if isinstance(message, list):
+        return "; ".join(_flatten(m) for m in message)
+    return str(message)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

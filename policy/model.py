@@ -1,0 +1,311 @@
+"""The policy file format as pydantic models: what a user may write, and the effective profile.
+
+Input models (`ProfileInput`, `PolicyFileInput`, ...) forbid unknown keys and coerce nothing
+implicitly: every accepted spelling goes through a parser in `policy.units`, which returns the
+canonical value. `Profile` is the effective, fully resolved profile after `extends`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from policy import units
+
+# Reserved for the labels the engine stamps on launched containers; policy input may not use it.
+LABEL_NAMESPACE = "io.container-policy."
+
+SUPPORTED_VERSIONS = (1,)
+
+
+def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
+    """Wrap a `policy.units` parser so its message becomes a `bad-value` validation error."""
+
+    def validate(value: object) -> Any:
+        try:
+            return parse(value)
+        except units.UnitError as exc:
+            raise PydanticCustomError("bad-value", str(exc)) from None
+
+    return validate
+
+
+def _fail(message: str) -> PydanticCustomError:
+    return PydanticCustomError("bad-value", message)
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise _fail(f"container path must be absolute, got {value!r}")
+    if "\x00" in value or "\n" in value:
+        raise _fail("container path may not contain NUL or newline characters")
+    normal = posixpath.normpath(value)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    if any(part == ".." for part in value.split("/")):
+        raise _fail(f"container path may not contain '..', got {value!r}")
+    if normal in ("/", ""):
+        raise _fail("container path may not be / itself")
+    return normal
+
+
+def _user(value: object) -> str:
+    uid, gid = units.parse_user(value)
+    return units.format_user(uid, gid)
+
+
+def _unique_sorted(values: list[str]) -> list[str]:
+    return sorted(set(values))
+
+
+# An image reference as the engine accepts it; the leading-character rule is what keeps
+# `--privileged` from ever reaching a command line as an "image".
+_IMAGE_RE = re.compile(
+    r"[a-z0-9][a-z0-9._/:-]*(?:@sha256:[a-f0-9]{64})?|sha256:[a-f0-9]{64}", re.ASCII
+)
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}", re.ASCII)
+_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,254}", re.ASCII)
+TMPFS_OPTIONS = frozenset({"nosuid", "suid", "nodev", "dev", "noexec", "exec", "ro", "rw"})
+
+
+def _image(value: str) -> str:
+    if len(value) > 255 or not _IMAGE_RE.fullmatch(value):
+        raise _fail(
+            f"not an image reference: {value!r} (expected name[:tag][@sha256:...], lowercase, "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+def _network(value: str) -> str:
+    if value.startswith("container:"):
+        raise _fail("sharing another container's network namespace is not supported")
+    if not _NAME_RE.fullmatch(value):
+        raise _fail(f"expected none, bridge, host or a network name, got {value!r}")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_RE.fullmatch(value):
+        raise _fail(f"not an environment variable name: {value!r}")
+    if value.lower().startswith(LABEL_NAMESPACE.replace(".", "_").replace("-", "_")):
+        raise _fail("environment names in the engine's reserved namespace may not be set")
+    return value
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise _fail("text may not contain NUL characters")
+    return value
+
+
+def _label_key(value: str) -> str:
+    if not _LABEL_RE.fullmatch(value):
+        raise _fail(f"not a label key: {value!r}")
+    if value.lower().startswith(LABEL_NAMESPACE):
+        raise PydanticCustomError(
+            "reserved-label",
+            "labels under {ns} are set by the engine and may not be set by a policy",
+            {"ns": LABEL_NAMESPACE},
+        )
+    return value
+
+
+def _mode(value: object) -> int:
+    if isinstance(value, bool):
+        raise _fail(f'expected an octal mode such as "1777", got {value!r}')
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value.strip()):
+        return int(value.strip(), 8)
+    if isinstance(value, int) and 0 <= value <= 0o7777:
+        # TOML `mode = 0o1777` arrives as an int; a decimal int here is almost always a mistake
+        # (1777 decimal is not 0o1777), so only accept it when written in octal digits.
+        return value
+    raise _fail(f'expected an octal mode such as "1777" or 0o1777, got {value!r}')
+
+
+Size = Annotated[int, BeforeValidator(_unit(units.parse_size))]
+Duration = Annotated[float, BeforeValidator(_unit(units.parse_duration))]
+Cpus = Annotated[float, BeforeValidator(_unit(units.parse_cpus))]
+Capability = Annotated[str, BeforeValidator(_unit(units.parse_capability))]
+Capabilities = Annotated[list[Capability], AfterValidator(_unique_sorted)]
+User = Annotated[str, BeforeValidator(_unit(_user))]
+ContainerPath = Annotated[str, AfterValidator(_absolute_path)]
+Image = Annotated[str, AfterValidator(_image)]
+Text = Annotated[str, AfterValidator(_text)]
+Mode = Annotated[int, BeforeValidator(_mode)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+TmpfsOption = Literal["nosuid", "suid", "nodev", "dev", "noexec", "exec", "ro", "rw"]
+PositiveInt = Annotated[int, Field(gt=0, le=(1 << 31) - 1)]
+
+
+class _Input(BaseModel):
+    """Shared config for everything read from a policy file: strict, closed, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TmpfsInput(_Input):
+    """`tmpfs."/tmp" = { size = "100m", mode = "1777", options = ["nosuid"] }` (partial)."""
+
+    size: Size | None = None
+    mode: Mode | None = None
+    options: Annotated[list[TmpfsOption], AfterValidator(_unique_sorted)] | None = None
+
+
+class MountInput(_Input):
+    """A bind mount; read-only unless `writable = true`."""
+
+    source: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_text)]
+    target: ContainerPath
+    writable: bool = False
+
+
+class HealthcheckInput(_Input):
+    """The engine's health check: `test` is an exec array (no shell), as `["CMD", ...]` is."""
+
+    test: Annotated[list[Text], Field(min_length=1)]
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: PositiveInt | None = None
+    start_period: Duration | None = None
+
+
+class ProfileInput(_Input):
+    """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional."""
+
+    extends: Annotated[str, Field(min_length=1)] | None = None
+    description: Text | None = None
+    image: Image | None = None
+    user: User | None = None
+    read_only: bool | None = None
+    privileged: bool | None = None
+    network: Annotated[str, AfterValidator(_network)] | None = None
+    pid: Literal["private", "host"] | None = None
+    ipc: Literal["private", "host", "none"] | None = None
+    uts: Literal["private", "host"] | None = None
+    cap_drop: Capabilities | None = None
+    cap_add: Capabilities | None = None
+    no_new_privileges: bool | None = None
+    seccomp: Annotated[str, Field(min_length=1), AfterValidator(_text)] | None = None
+    pids_limit: PositiveInt | None = None
+    memory: Size | None = None
+    cpus: Cpus | None = None
+    timeout: Duration | None = None
+    tmpfs: dict[ContainerPath, TmpfsInput] | None = None
+    mounts: list[MountInput] | None = None
+    env: dict[EnvName, Text] | None = None
+    workdir: ContainerPath | None = None
+    healthcheck: HealthcheckInput | None = None
+    labels: dict[LabelKey, Text] | None = None
+
+
+class WaiverInput(_Input):
+    """`[[waivers]]`: an accepted, dated exception to one rule for one profile."""
+
+    profile: Annotated[str, Field(min_length=1)]
+    rule: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=10), AfterValidator(_text)]
+    expires: dt.date
+
+
+class PolicyFileInput(_Input):
+    """A whole policy file."""
+
+    version: int
+    defaults: ProfileInput | None = None
+    profiles: dict[Annotated[str, Field(pattern=_NAME_RE.pattern)], ProfileInput] = {}
+    waivers: list[WaiverInput] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# The effective profile
+
+
+class _Canonical(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tmpfs(_Canonical):
+    size: int
+    mode: int | None = None
+    options: tuple[str, ...] = ()
+
+
+class Mount(_Canonical):
+    source: str
+    target: str
+    writable: bool = False
+
+
+class Healthcheck(_Canonical):
+    test: tuple[str, ...]
+    interval: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+
+
+class Seccomp(_Canonical):
+    """`default`, `unconfined`, or a custom JSON profile known by its content hash."""
+
+    mode: Literal["default", "unconfined", "custom"]
+    path: str | None = None  # where the custom profile was read from (not part of the digest)
+    digest: str | None = None  # "sha256:..." of the canonical JSON
+    default_allow: bool = False  # a custom profile whose default action allows every syscall
+
+    @property
+    def canonical(self) -> str:
+        return self.digest if self.mode == "custom" and self.digest else self.mode
+
+
+class Profile(_Canonical):
+    """An effective profile: `[defaults]`, then each parent, then the profile itself, merged.
+
+    Unset fields hold the engine's own default (no limit, default seccomp, Docker's default
+    capability set), so security rules judge what would actually run.
+    """
+
+    name: str
+    description: str | None = None
+    image: str
+    user: str | None = None
+    read_only: bool = False
+    privileged: bool = False
+    network: str = "bridge"
+    pid: str = "private"
+    ipc: str = "private"
+    uts: str = "private"
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    no_new_privileges: bool = False
+    seccomp: Seccomp = Seccomp(mode="default")
+    pids_limit: int | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    timeout: float | None = None
+    tmpfs: dict[str, Tmpfs] = {}
+    mounts: tuple[Mount, ...] = ()
+    env: dict[str, str] = {}
+    workdir: str | None = None
+    healthcheck: Healthcheck | None = None
+    labels: dict[str, str] = {}
+
+    @property
+    def uid(self) -> int | None:
+        return None if self.user is None else units.parse_user(self.user)[0]
+
+    @property
+    def gid(self) -> int | None:
+        return None if self.user is None else units.parse_user(self.user)[1]
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return units.effective_capabilities(self.cap_add, self.cap_drop)

@@ -1,0 +1,89 @@
+"""Reading one TOML file into data plus key positions, with every failure as a diagnostic.
+
+Nothing here raises for bad input: a file that cannot be read, decoded or parsed yields a
+located `Diagnostic` and no data, so the loader can go on and report every file at once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policy.diagnostics import Diagnostic, Location
+from policy.toml_positions import key_positions, locate
+
+# Far above any real policy, low enough that a runaway file cannot exhaust memory.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+_TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+@dataclass
+class SourceFile:
+    """A parsed TOML file: its display path, data and the position of every key path."""
+
+    path: Path
+    display: str
+    data: dict[str, Any]
+    positions: dict[tuple[str | int, ...], tuple[int, int]] = field(repr=False)
+
+    def at(self, keypath: Sequence[str | int]) -> Location:
+        line, col = locate(self.positions, keypath)
+        return Location(self.display, line, col)
+
+
+def display_path(path: Path) -> str:
+    """The path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_toml(path: Path) -> SourceFile | Diagnostic:
+    """Parse `path`; return the file, or the one diagnostic that says why it could not be read."""
+    display = display_path(path)
+    here = Location(display)
+    try:
+        if path.is_dir():
+            return Diagnostic(here, "not-a-file", "is a directory, expected a TOML file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except PermissionError:
+        return Diagnostic(here, "unreadable", "permission denied")
+    except OSError as exc:
+        return Diagnostic(here, "unreadable", exc.strerror or str(exc))
+    if len(raw) > MAX_FILE_BYTES:
+        return Diagnostic(here, "too-large", f"file is larger than {MAX_FILE_BYTES >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return Diagnostic(
+            Location(display, line, col),
+            "encoding",
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+        )
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POS_RE.search(message)
+        if match:
+            line, col = int(match.group(1)), int(match.group(2))
+            message = message[: match.start()].strip()
+        else:  # "(at end of document)"
+            line = text.count("\n") + 1
+            col = len(text) - (text.rfind("\n") + 1) + 1
+            message = re.sub(r"\s*\(at end of document\)", "", message) + " at end of file"
+        return Diagnostic(Location(display, line, col), "syntax", message[:1].lower() + message[1:])
+    except RecursionError:
+        return Diagnostic(here, "syntax", "nesting too deep")
+    return SourceFile(path, display, data, key_positions(text))

@@ -1,0 +1,130 @@
+"""Validation of a loaded policy: built-in rules and guardrails, then waivers.
+
+Returns diagnostics rather than printing or exiting: the CLI decides what they mean for the exit
+code. Waivers are checked as strictly as rules: an expired waiver, one for an unknown profile or
+rule, or one that matches nothing is itself an error, so stale exceptions do not pile up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from policy.canonical import SOURCE_KEY, canonical_document
+from policy.diagnostics import Diagnostic, Severity
+from policy.loader import Policy, Waiver
+from policy.pydantic_errors import did_you_mean
+from policy.rules import RULES, Context
+
+
+def rule_findings(policy: Policy) -> list[Diagnostic]:
+    """Every built-in rule and guardrail violation of every profile, before waivers."""
+    ctx = Context(policy.project)
+    out: list[Diagnostic] = []
+    for name, profile in policy.profiles.items():
+        for rule in RULES:
+            for violation in rule.check(profile, ctx):
+                out.append(
+                    Diagnostic(
+                        policy.where(name, violation.key),
+                        rule.id,
+                        f"profile '{name}': {violation.message}",
+                        rule.severity,
+                        profile=name,
+                    )
+                )
+        document = canonical_document(profile)
+        for guardrails in policy.guardrails:
+            for guardrail in guardrails.items:
+                key = SOURCE_KEY.get(guardrail.field, guardrail.field)
+                for message in guardrail.check(document):
+                    out.append(
+                        Diagnostic(
+                            policy.where(name, (key,)),
+                            guardrail.rule_id,
+                            f"profile '{name}': {message} ({guardrail.description})",
+                            guardrail.severity,
+                            profile=name,
+                        )
+                    )
+    return out
+
+
+def known_rule_ids(policy: Policy) -> list[str]:
+    return [r.id for r in RULES] + [g.rule_id for gs in policy.guardrails for g in gs.items]
+
+
+def apply_waivers(
+    findings: Iterable[Diagnostic],
+    waivers: list[Waiver],
+    profiles: Iterable[str],
+    rule_ids: list[str],
+    today: dt.date,
+) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """(findings no live waiver covers, problems with the waivers themselves)."""
+    names = list(profiles)
+    live: dict[tuple[str, str], Waiver] = {}
+    problems: list[Diagnostic] = []
+    for w in waivers:
+        if w.profile not in names:
+            problems.append(
+                Diagnostic(
+                    w.origin.source.at((*w.origin.keypath, "profile")),
+                    "waiver-unknown-profile",
+                    f"waiver for unknown profile '{w.profile}'{did_you_mean(w.profile, names)}",
+                )
+            )
+        elif w.rule not in rule_ids:
+            problems.append(
+                Diagnostic(
+                    w.origin.source.at((*w.origin.keypath, "rule")),
+                    "waiver-unknown-rule",
+                    f"waiver for unknown rule '{w.rule}'{did_you_mean(w.rule, rule_ids)}",
+                )
+            )
+        elif w.expires <= today:
+            problems.append(
+                Diagnostic(
+                    w.origin.source.at((*w.origin.keypath, "expires")),
+                    "waiver-expired",
+                    f"waiver for '{w.rule}' on profile '{w.profile}' expired "
+                    f"on {w.expires.isoformat()}; renew it with a new reason "
+                    "or fix the profile",
+                    profile=w.profile,
+                )
+            )
+        else:
+            live[(w.profile, w.rule)] = w
+    used: set[tuple[str, str]] = set()
+    remaining: list[Diagnostic] = []
+    for finding in findings:
+        key = (finding.profile or "", finding.code)
+        if key in live:
+            used.add(key)
+        else:
+            remaining.append(finding)
+    for key, w in live.items():
+        if key not in used:
+            problems.append(
+                Diagnostic(
+                    w.origin.location,
+                    "waiver-unused",
+                    f"waiver for '{w.rule}' on profile '{w.profile}' matches no finding; remove it",
+                    profile=w.profile,
+                )
+            )
+    return remaining, problems
+
+
+def validate(policy: Policy, today: dt.date | None = None) -> list[Diagnostic]:
+    """All unwaived findings and waiver problems of a loaded policy, sorted by location."""
+    today = today or dt.date.today()
+    remaining, problems = apply_waivers(
+        rule_findings(policy), policy.waivers, policy.profiles, known_rule_ids(policy), today
+    )
+    return sorted(remaining + problems, key=Diagnostic.sort_key)
+
+
+def worst(diagnostics: Iterable[Diagnostic]) -> Severity | None:
+    ranks = [d.severity for d in diagnostics]
+    return max(ranks, key=lambda s: s.rank) if ranks else None
