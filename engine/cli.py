@@ -156,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to render (default: docker-run)",
     )
     p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
-    p.add_argument("cmd", nargs="*", metavar="CMD", help="command after `--`")
     _add_policy_args(p)
     p.set_defaults(func=cmd_render)
 
@@ -360,8 +359,16 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` is the container's command, never an option of ours
+    # (argparse mishandles `--` after a subcommand's optional arguments).
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
     try:
         args = parser.parse_args(argv)
+        args.cmd = command
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return USAGE

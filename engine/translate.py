@@ -22,6 +22,11 @@ from policy.loader import resolve_source
 from policy.model import Profile, Tmpfs
 
 __version__ = "0.1.0"
+CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
+
+
+def cpu_quota(cpus: float) -> int:
+    return round(cpus * CPU_PERIOD)
 
 
 def reserved_labels(
@@ -104,7 +109,9 @@ def docker_run_argv(
     if profile.memory is not None:
         argv += ["--memory", units.format_size(profile.memory)]
     if profile.cpus is not None:
-        argv += ["--cpus", f"{profile.cpus:g}"]
+        # Quota and period rather than --cpus: the same limit, but the engine does not refuse
+        # a profile that allows more CPUs than this particular host has.
+        argv += ["--cpu-period", str(CPU_PERIOD), "--cpu-quota", str(cpu_quota(profile.cpus))]
     for target, spec in sorted(profile.tmpfs.items()):
         argv += ["--tmpfs", f"{target}:{tmpfs_option(spec)}"]
     for mount in profile.mounts:
@@ -164,7 +171,8 @@ def compose_document(
     if profile.memory is not None:
         service["mem_limit"] = profile.memory
     if profile.cpus is not None:
-        service["cpus"] = profile.cpus
+        service["cpu_period"] = CPU_PERIOD
+        service["cpu_quota"] = cpu_quota(profile.cpus)
     if profile.tmpfs:
         service["tmpfs"] = [f"{t}:{tmpfs_option(s)}" for t, s in sorted(profile.tmpfs.items())]
     if profile.mounts:

@@ -1,0 +1,73 @@
+"""Shared fixtures: the real Docker engine, the shipped policy, and container clean-up.
+
+Engine tests are marked `engine`. Outside CI they skip when no engine answers; with CI=true they
+fail instead, so CI can never pass without having run them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policy.loader import Policy, load_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+TEST_IMAGE = "simple-test-isolation:latest"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: engine tests are never skipped)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """A docker SDK client for the local engine, with the test image present."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:
+        _unavailable(f"no Docker engine answers: {exc}; run scripts/ensure-engine.sh")
+    try:
+        client.images.get(TEST_IMAGE)
+    except Exception:
+        _unavailable(f"test image {TEST_IMAGE} missing; run scripts/build-test-images.sh")
+    return client
+
+
+@pytest.fixture(scope="session")
+def shipped() -> Policy:
+    (ROOT / "test-results").mkdir(exist_ok=True)
+    return load_policy([POLICIES])
+
+
+@pytest.fixture
+def run_label() -> str:
+    """A label value unique to this test; containers it starts carry it for clean-up checks."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def container_names(docker_client: Any) -> Iterator[list[str]]:
+    """Names of containers the test starts; all are removed afterwards, and none may remain."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
+    left = [n for n in names if docker_client.api.containers(all=True, filters={"name": n})]
+    assert not left, f"containers left behind: {left}"
+
+
+def new_name(prefix: str = "cp-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
