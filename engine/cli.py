@@ -7,13 +7,14 @@ Results go to stdout, progress and summaries to stderr. The one `except Error` i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import json
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO, assert_never
+from typing import Any, NoReturn, TextIO, assert_never
 
 from policy.diagnostics import Diagnostic, Severity
 from policy.errors import Error, PolicyError, UsageError
@@ -64,6 +65,28 @@ def _add_policy_args(parser: argparse.ArgumentParser) -> None:
         help="directory relative mount sources resolve against "
         "(default: the parent of the policy directory)",
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 256, got {value}")
+    return value
+
+
+def _add_log_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="launch record (JSON lines; default $POLICY_RECORD or "
+        "~/.local/state/container-policy/launches.jsonl)",
+    )
+    parser.add_argument("--log-json", action="store_true", help="logs on stderr as JSON lines")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policy_args(p)
     p.set_defaults(func=cmd_render)
 
+    _add_launch_commands(sub)
+
     p = sub.add_parser(
         "rules",
         help="list the built-in security rules",
@@ -168,6 +193,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "markdown"], default="text")
     p.set_defaults(func=cmd_rules)
     return parser
+
+
+def _add_launch_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="launch a container through a vetted profile",
+        formatter_class=_formatter,
+        usage="policy run PROFILE [options] [-- CMD ...]",
+        description="Create the container with exactly the profile's settings, "
+        "verify what the engine created, start it only if identical, "
+        "stream its output, enforce the timeout, remove it.",
+        epilog="examples:\n  policy run isolation -- sh -c 'make test'\n"
+        "  policy run parallel --workers 4 -- sh run-shard.sh\n"
+        "  policy run full --detach -- sleep 600\n\n"
+        "exit: the container's code; 124 timeout; 137 out of memory; "
+        "2 refused (policy, verification, engine); 130/143 interrupted",
+    )
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
+    p.add_argument(
+        "--detach", action="store_true", help="leave it running under the profile and print its id"
+    )
+    p.add_argument("--keep", action="store_true", help="do not remove the container afterwards")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="run N containers at once, each told SHARD_INDEX and SHARD_COUNT",
+    )
+    _add_policy_args(p)
+    _add_log_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "shell",
+        help="an interactive shell under a profile",
+        formatter_class=_formatter,
+        usage="policy shell PROFILE [options] [-- CMD ...]",
+        epilog="examples:\n  policy shell full\n  policy shell isolation -- sh -l",
+    )
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
+    _add_policy_args(p)
+    _add_log_args(p)
+    p.set_defaults(func=cmd_shell)
+
+    p = sub.add_parser(
+        "clean",
+        help="remove the containers this engine launched",
+        formatter_class=_formatter,
+        description="Remove every container carrying this project's reserved "
+        "labels, with its anonymous volumes, and nothing else.",
+        epilog="example:\n  policy clean --dry-run",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser(
+        "doctor",
+        help="check the engine, cgroups, seccomp, images and mounts",
+        formatter_class=_formatter,
+        epilog="example:\n  policy doctor isolation\n\nexit: 0 all checks pass, 1 a check fails",
+    )
+    p.add_argument(
+        "profiles", nargs="*", metavar="PROFILE", help="profiles to check (default: all)"
+    )
+    _add_policy_args(p)
+    p.set_defaults(func=cmd_doctor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +433,215 @@ def cmd_render(args: argparse.Namespace) -> int:
     return OK
 
 
+def _spec(
+    args: argparse.Namespace, extra_env: dict[str, str] | None = None, launch_id: str | None = None
+) -> object:
+    from engine.launch import LaunchSpec
+    from policy.loader import Policy
+    from policy.model import Profile
+
+    policy = _load(args)
+    assert isinstance(policy, Policy)
+    profile = _profile(policy, args.profile)
+    assert isinstance(profile, Profile)
+    image = _checked_image(args.image)
+    spec = LaunchSpec(
+        profile=profile,
+        project=policy.project,
+        policy_file=policy.declared[profile.name].source.display,
+        command=tuple(args.cmd),
+        image=image,
+        env=extra_env or {},
+    )
+    return dataclasses.replace(spec, launch_id=launch_id) if launch_id else spec
+
+
+def _checked_image(image: str | None) -> str | None:
+    from policy.model import _image
+
+    if image is None:
+        return None
+    try:
+        return _image(image)
+    except Exception:
+        raise UsageError(f"--image: not an image reference: {image!r}") from None
+
+
+def _write_chunk(stream: str, data: bytes) -> None:
+    out = sys.stdout if stream == "stdout" else sys.stderr
+    out.buffer.write(data)
+    out.buffer.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from loguru import logger
+
+    from engine import record
+    from engine.docker_engine import DockerEngine
+    from engine.launch import EXIT_OOM, LaunchSpec, describe_oom, detached, run
+
+    record.configure(args.verbose, args.log_json, args.record)
+    if args.workers:
+        return _run_workers(args)
+    spec = _spec(args)
+    assert isinstance(spec, LaunchSpec)
+    engine = DockerEngine()
+    if args.detach:
+        with detached(engine, spec, remove=False) as container:
+            print(container)
+        logger.info(f"running detached under '{spec.profile.name}': {container[:12]}")
+        return OK
+    result = run(
+        engine,
+        spec,
+        _write_chunk,
+        keep=args.keep,
+        on_timeout=lambda t: logger.warning(
+            f"timeout: '{spec.profile.name}' allows {units_duration(t)}; "
+            f"stopping the container (SIGTERM, then SIGKILL)"
+        ),
+    )
+    if result.timed_out:
+        logger.error(f"timed out after {units_duration(result.duration)}; exit {result.exit_code}")
+    elif result.exit_code == EXIT_OOM and result.oom_killed:
+        logger.error(describe_oom(spec.profile))
+    if args.keep:
+        logger.info(f"kept container {result.container_id[:12]}")
+    return result.exit_code
+
+
+def units_duration(seconds: float) -> str:
+    from policy.units import format_duration
+
+    return format_duration(round(seconds, 1))
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    import concurrent.futures as cf
+    import contextlib
+    import uuid
+
+    from loguru import logger
+
+    from engine.docker_engine import DockerEngine
+    from engine.launch import LaunchSpec, RunResult, run
+    from policy.errors import EngineError
+
+    count = args.workers
+    group = uuid.uuid4().hex[:10]
+    specs = []
+    for index in range(count):
+        spec = _spec(
+            args, {"SHARD_INDEX": str(index), "SHARD_COUNT": str(count)}, f"{group}-{index}"
+        )
+        assert isinstance(spec, LaunchSpec)
+        specs.append(spec)
+    engine = DockerEngine()
+    results: dict[int, RunResult | BaseException] = {}
+    tty = sys.stderr.isatty()
+    pool = cf.ThreadPoolExecutor(max_workers=count)
+    try:
+        futures = {pool.submit(run, engine, spec): i for i, spec in enumerate(specs)}
+        for future in cf.as_completed(futures):
+            index = futures[future]
+            try:
+                results[index] = future.result()
+            except EngineError as exc:
+                results[index] = exc
+            if tty:
+                print(f"\r{len(results)}/{count} workers done", end="", file=sys.stderr)
+        if tty:
+            print(file=sys.stderr)
+    except KeyboardInterrupt:
+        logger.warning(f"interrupted: stopping {count} workers")
+        for spec in specs:
+            with contextlib.suppress(EngineError):
+                engine.remove(spec.name)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    worst = OK
+    for index in range(count):
+        outcome = results[index]
+        if isinstance(outcome, BaseException):
+            print(f"worker {index}: error: {outcome}", file=sys.stderr)
+            worst = worst or USAGE
+            continue
+        print(
+            f"worker {index}: {outcome.outcome}, exit {outcome.exit_code}, {outcome.duration:.1f}s",
+            file=sys.stderr,
+        )
+        if outcome.exit_code != 0:
+            for line in outcome.output.splitlines()[-10:]:
+                print(f"  | {line}", file=sys.stderr)
+            worst = worst or outcome.exit_code
+    return worst
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    import contextlib
+    import subprocess
+
+    from engine import record
+    from engine.docker_engine import DockerEngine
+    from engine.launch import LaunchSpec, create_verified
+    from policy.errors import EngineError
+
+    record.configure(args.verbose, args.log_json, args.record)
+    if not args.cmd:
+        args.cmd = ["/bin/sh"]
+    spec = _spec(args)
+    assert isinstance(spec, LaunchSpec)
+    engine = DockerEngine()
+    container = create_verified(engine, spec, tty=sys.stdin.isatty())
+    try:
+        # The docker CLI owns the terminal (raw mode, resizes); it gets an argv, never a shell.
+        interactive = ["-ai"] if sys.stdin.isatty() else ["-a"]
+        done = subprocess.run(["docker", "start", *interactive, container], check=False)
+        return done.returncode
+    finally:
+        with contextlib.suppress(EngineError):
+            engine.remove(container)
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from engine import labels
+    from engine.docker_engine import DockerEngine
+
+    engine = DockerEngine()
+    found = engine.containers({"label": labels.PROFILE})
+    for c in found:
+        name = (c.get("Names") or ["?"])[0].lstrip("/")
+        profile = (c.get("Labels") or {}).get(labels.PROFILE, "?")
+        verb = "would remove" if args.dry_run else "removed"
+        if not args.dry_run:
+            engine.remove(c["Id"])
+        print(f"{verb} {c['Id'][:12]} {name} (profile {profile}, {c.get('State', '?')})")
+    print(
+        f"{len(found)} container(s) {'to remove' if args.dry_run else 'removed'}", file=sys.stderr
+    )
+    return OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.doctor import run_checks
+    from policy.loader import Policy
+
+    policy = _load(args, require_valid=False)
+    assert isinstance(policy, Policy)
+    names = args.profiles or sorted(policy.profiles)
+    for name in names:
+        _profile(policy, name)
+    failed = 0
+    for check in run_checks(policy, names):
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        if not check.ok:
+            failed += 1
+            print(f"      fix: {check.fix}")
+    print(f"{failed} check(s) failed" if failed else "all checks passed", file=sys.stderr)
+    return FINDINGS if failed else OK
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     from policy.rules import RULES
 
@@ -357,7 +660,22 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return OK
 
 
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C does: the container is stopped and removed."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first `--` is the container's command, never an option of ours
@@ -379,8 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_diagnostics(exc.diagnostics, sys.stderr)
         return exc.exit_code if not isinstance(exc, PolicyError) else FINDINGS
     except KeyboardInterrupt:
-        print("policy: interrupted", file=sys.stderr)
-        return 130
+        print("policy: interrupted; the container was stopped and removed", file=sys.stderr)
+        return 143 if _terminated else 130
     except BrokenPipeError:
         return OK
 

@@ -1,0 +1,148 @@
+"""The one adapter to a Docker engine: every engine call of the project goes through here.
+
+Constructing a `DockerEngine` makes no network call and changes no environment; the first call
+connects. Engine failures surface as `EngineError` with a message that says which engine and what
+to do, never as a docker SDK traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from policy.errors import EngineError
+
+
+def _describe(url: str | None) -> str:
+    return url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+class DockerEngine:
+    """A Docker engine reached through the docker SDK's low-level API client."""
+
+    def __init__(self, url: str | None = None, timeout: int = 60) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._api: Any = None
+
+    @property
+    def name(self) -> str:
+        return _describe(self.url)
+
+    @property
+    def api(self) -> Any:
+        """The docker SDK `APIClient`, connected on first use."""
+        if self._api is None:
+            import docker
+
+            with self.errors("connect to"):
+                if self.url:
+                    self._api = docker.APIClient(
+                        base_url=self.url, timeout=self.timeout, version="auto"
+                    )
+                else:
+                    self._api = docker.from_env(timeout=self.timeout).api
+        return self._api
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn docker SDK and connection failures into an `EngineError` naming this engine."""
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            detail = exc.explanation or str(exc)
+            if isinstance(detail, bytes):
+                detail = detail.decode(errors="replace")
+            raise EngineError(f"engine {self.name} refused to {action}: {detail}") from None
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.ConnectionError,
+            ConnectionError,
+            FileNotFoundError,
+            PermissionError,
+        ) as exc:
+            raise EngineError(
+                f"cannot {action} the Docker engine at {self.name}: {exc}. Is dockerd running? "
+                "Start it (as root: scripts/ensure-engine.sh), or point DOCKER_HOST at one; "
+                "a non-root user needs access to the socket (which is root on the host)."
+            ) from None
+
+    def version(self) -> dict[str, Any]:
+        with self.errors("reach"):
+            return dict(self.api.version())
+
+    def info(self) -> dict[str, Any]:
+        with self.errors("reach"):
+            return dict(self.api.info())
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        with self.errors("inspect container"):
+            return dict(self.api.inspect_container(container))
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        import docker.errors
+
+        try:
+            with self.errors("inspect image"):
+                return dict(self.api.inspect_image(image))
+        except EngineError as exc:
+            raise EngineError(
+                f"image {image} is not available on {self.name}; build it (for the shipped test "
+                "images: scripts/build-test-images.sh) or pull it where a registry is reachable"
+            ) from exc
+        except docker.errors.ImageNotFound:  # pragma: no cover - mapped above
+            raise
+
+    def create(self, **kwargs: Any) -> str:
+        with self.errors("create the container"):
+            return str(self.api.create_container(**kwargs)["Id"])
+
+    def host_config(self, **kwargs: Any) -> Any:
+        return self.api.create_host_config(**kwargs)
+
+    def start(self, container: str) -> None:
+        with self.errors("start the container"):
+            self.api.start(container)
+
+    def attach(self, container: str) -> Any:
+        """(stdout, stderr) chunks from the beginning of the container's output, as they come."""
+        with self.errors("attach to the container"):
+            return self.api.attach(container, stream=True, logs=True, demux=True)
+
+    def wait(self, container: str, timeout: float | None) -> int:
+        """The exit code; raises `TimeoutError` if the container runs longer than `timeout`."""
+        import requests.exceptions
+
+        with self.errors("wait for the container"):
+            try:
+                result = self.api.wait(container, timeout=timeout)
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                # Over a unix socket a read timeout arrives as a ConnectionError.
+                if "timed out" in str(exc).lower():
+                    raise TimeoutError from None
+                raise
+        return int(result.get("StatusCode", -1))
+
+    def stop(self, container: str, grace: float) -> None:
+        with self.errors("stop the container"):
+            self.api.stop(container, timeout=max(1, round(grace)))
+
+    def remove(self, container: str) -> None:
+        """Remove a container and its anonymous volumes; a container already gone is fine."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound), self.errors("remove the container"):
+            self.api.remove_container(container, v=True, force=True)
+
+    def containers(self, filters: dict[str, Any], all: bool = True) -> list[dict[str, Any]]:
+        with self.errors("list containers"):
+            return list(self.api.containers(all=all, filters=filters))
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()

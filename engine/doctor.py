@@ -1,0 +1,95 @@
+"""`policy doctor`: can this machine launch the policy's profiles? One check per line.
+
+Each check says what it found and, when it fails, how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.docker_engine import DockerEngine
+from policy.errors import EngineError
+from policy.loader import Policy, resolve_source
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def run_checks(
+    policy: Policy, profiles: list[str], engine: DockerEngine | None = None
+) -> Iterator[Check]:
+    engine = engine or DockerEngine()
+    try:
+        version = engine.version()
+        info = engine.info()
+    except EngineError as exc:
+        yield Check(
+            "engine",
+            False,
+            exc.message,
+            "start dockerd (as root: scripts/ensure-engine.sh) or set DOCKER_HOST",
+        )
+        return
+    yield Check(
+        "engine",
+        True,
+        f"{engine.name} answers, Docker {version.get('Version')} "
+        f"(API {version.get('ApiVersion')}), cgroup v{info.get('CgroupVersion', '?')}",
+    )
+    for key, what in (("MemoryLimit", "memory"), ("CpuCfsQuota", "cpu"), ("PidsLimit", "pids")):
+        ok = bool(info.get(key))
+        yield Check(
+            f"cgroup {what}",
+            ok,
+            "limits are enforced" if ok else "limits are NOT enforced",
+            f"enable the {what} cgroup controller for dockerd (kernel and cgroup mount)",
+        )
+    options = " ".join(info.get("SecurityOptions") or [])
+    yield Check(
+        "seccomp",
+        "seccomp" in options,
+        "supported" if "seccomp" in options else "not supported by this engine",
+        "use a kernel and dockerd built with seccomp support",
+    )
+    images = sorted({policy.profiles[n].image for n in profiles})
+    for image in images:
+        try:
+            engine.inspect_image(image)
+            yield Check(f"image {image}", True, "present locally")
+        except EngineError:
+            yield Check(
+                f"image {image}",
+                False,
+                "missing",
+                "build it (shipped test images: scripts/build-test-images.sh)",
+            )
+    seen: set[str] = set()
+    for name in profiles:
+        for mount in policy.profiles[name].mounts:
+            path = resolve_source(policy.project, mount.source)
+            if str(path) in seen:
+                continue
+            seen.add(str(path))
+            if mount.writable:
+                probe = path if path.exists() else path.parent
+                ok = probe.is_dir() and os.access(probe, os.W_OK)
+                yield Check(
+                    f"results {path}",
+                    ok,
+                    "writable" if ok else "not writable or its parent is missing",
+                    f"create {path} and make it writable by you",
+                )
+            else:
+                yield Check(
+                    f"source {path}",
+                    path.exists(),
+                    "exists" if path.exists() else "missing",
+                    f"create {path} or fix the profile's mount source",
+                )
