@@ -436,7 +436,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _spec(
     args: argparse.Namespace, extra_env: dict[str, str] | None = None, launch_id: str | None = None
 ) -> object:
-    from engine.launch import LaunchSpec
+    from engine.launcher import LaunchSpec
     from policy.loader import Policy
     from policy.model import Profile
 
@@ -478,7 +478,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from engine import record
     from engine.docker_engine import DockerEngine
-    from engine.launch import EXIT_OOM, LaunchSpec, describe_oom, detached, run
+    from engine.launcher import EXIT_OOM, LaunchSpec, describe_oom, detached, run
 
     record.configure(args.verbose, args.log_json, args.record)
     if args.workers:
@@ -524,7 +524,7 @@ def _run_workers(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from engine.docker_engine import DockerEngine
-    from engine.launch import LaunchSpec, RunResult, run
+    from engine.launcher import LaunchSpec, RunResult, run
     from policy.errors import EngineError
 
     count = args.workers
@@ -584,7 +584,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     from engine import record
     from engine.docker_engine import DockerEngine
-    from engine.launch import LaunchSpec, create_verified
+    from engine.launcher import LaunchSpec, create_verified
     from policy.errors import EngineError
 
     record.configure(args.verbose, args.log_json, args.record)

@@ -27,9 +27,35 @@ def default_record_path() -> Path:
     return state / "container-policy" / "launches.jsonl"
 
 
+_record_sinks: dict[Path, int] = {}
+
+
+def add_record_sink(record: Path | None = None) -> Path:
+    """Append launch records to `record` (default: `default_record_path()`); idempotent.
+
+    The engine's messages are disabled for library users (loguru's advice for libraries); adding
+    a record sink enables them, so the CLI and the pytest plugin write the record.
+    """
+    path = (record or default_record_path()).absolute()
+    if path not in _record_sinks:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _record_sinks[path] = logger.add(
+            path,
+            mode="a",
+            format="{message}",
+            level="INFO",
+            encoding="utf-8",
+            filter=lambda r: "launch_record" in r["extra"],
+            catch=True,
+        )
+    logger.enable("engine")
+    return path
+
+
 def configure(verbose: bool = False, log_json: bool = False, record: Path | None = None) -> None:
-    """Set up the sinks; called once by the CLI (the library itself adds none)."""
+    """Set up the CLI's sinks: stderr for people (or JSON lines), and the launch record."""
     logger.remove()
+    _record_sinks.clear()
     level = "DEBUG" if verbose else "INFO"
     not_record = lambda r: "launch_record" not in r["extra"]  # noqa: E731
     if log_json:
