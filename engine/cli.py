@@ -7,6 +7,7 @@ Results go to stdout, progress and summaries to stderr. The one `except Error` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import enum
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, assert_never
 
 from policy.diagnostics import Diagnostic, Severity
-from policy.errors import Error, PolicyError, UsageError
+from policy.errors import EngineError, Error, PolicyError, UsageError
 
 OK, FINDINGS, USAGE = 0, 1, 2
 VERSION = "0.1.0"
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     _add_launch_commands(sub)
+    _add_audit_commands(sub)
 
     p = sub.add_parser(
         "rules",
@@ -262,6 +264,77 @@ def _add_launch_commands(sub: Any) -> None:
     )
     _add_policy_args(p)
     p.set_defaults(func=cmd_doctor)
+
+
+def _add_audit_commands(sub: Any) -> None:
+    from engine.report import Format
+
+    p = sub.add_parser(
+        "audit",
+        help="report drift, unmanaged and stale containers",
+        formatter_class=_formatter,
+        description="Inspect running containers and report every field that differs from the "
+        "declared profile (drift), containers launched under an older profile "
+        "(stale) or an unknown one, and containers started outside any profile "
+        "that break a security rule or guardrail (unmanaged).",
+        epilog="examples:\n  policy audit\n  policy audit --format sarif --output audit.sarif\n"
+        "  policy audit --filter label=team=ci --deep\n"
+        "  policy audit --host unix:///var/run/docker.sock --host ssh://ci@runner2\n"
+        "  policy audit --watch --format json\n\n"
+        "exit: 0 nothing at or above --fail-on, 1 findings, 2 usage or engine error",
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine filter, as `docker ps --filter` (id=, name=, label=, status=)",
+    )
+    p.add_argument("--format", type=Format, choices=list(Format), default=Format.TABLE)
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="write the report here (atomically) instead of stdout",
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also compare the kernel's view (/proc, cgroups); local engines only",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the engine's events and audit each container as it starts",
+    )
+    p.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="engine to audit (unix://, tcp://, ssh://); repeat for many "
+        "(default: DOCKER_HOST or the local socket)",
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=["warning", "error"],
+        default="error",
+        help="lowest severity that makes the exit code 1 (default: error)",
+    )
+    _add_policy_args(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "capture",
+        help="write the TOML profile that describes a running container",
+        formatter_class=_formatter,
+        epilog="example:\n  policy capture my-test-container --name legacy > policies/legacy.toml",
+    )
+    p.add_argument("container", metavar="CONTAINER", help="container id or name")
+    p.add_argument("--name", metavar="PROFILE", help="profile name (default: the container's)")
+    p.add_argument("--host", metavar="URL", help="engine (default: DOCKER_HOST or local)")
+    p.set_defaults(func=cmd_capture)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,6 +713,71 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"      fix: {check.fix}")
     print(f"{failed} check(s) failed" if failed else "all checks passed", file=sys.stderr)
     return FINDINGS if failed else OK
+
+
+def _write_output(path: Path | None, text: str) -> None:
+    """Stdout, or `path` written atomically: a failed run never leaves half a report."""
+    if path is None:
+        print(text)
+        return
+    import os
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+        raise UsageError(f"--output {path}: {exc.strerror or exc}") from None
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from engine.audit import Auditor, parse_filters
+    from engine.docker_engine import DockerEngine
+    from engine.report import Format, formatter
+    from policy.loader import Policy
+
+    filters = parse_filters(args.filter)
+    if args.output is not None and not args.output.parent.is_dir():
+        raise UsageError(f"--output {args.output}: directory {args.output.parent} does not exist")
+    policy = _load(args, require_valid=False)
+    assert isinstance(policy, Policy)
+    engines = [DockerEngine(url) for url in args.host] or [DockerEngine()]
+    auditor = Auditor(policy, deep=args.deep)
+    threshold = Severity(args.fail_on)
+    if args.watch:
+        from engine.watch import watch
+
+        return watch(auditor, engines, filters, args.format is Format.JSON, threshold)
+    report = auditor.audit(engines, filters)
+    if len(engines) == 1 and report.host_findings:
+        # One engine and it is unreachable: that is an engine error, not a finding.
+        raise EngineError(report.host_findings[0].message)
+    color = args.output is None and sys.stdout.isatty()
+    _write_output(args.output, formatter(args.format, color=color).render(report))
+    failing = report.failing(threshold)
+    print(
+        f"audit: {len(report.containers)} container(s), {len(report.findings)} finding(s), "
+        f"{len(failing)} at or above {threshold.value}",
+        file=sys.stderr,
+    )
+    return FINDINGS if failing else OK
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from engine.capture import capture_toml
+    from engine.docker_engine import DockerEngine
+
+    engine = DockerEngine(args.host)
+    inspect = engine.inspect_if_exists(args.container)
+    if inspect is None:
+        raise UsageError(f"no container {args.container!r} on {engine.name}")
+    image = engine.inspect_image(inspect["Image"]).get("Config") or {}
+    print(capture_toml(inspect, image, args.name), end="")
+    return OK
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 
 from policy.errors import EngineError
 
+POOL_SIZE = 32
+
 
 def _describe(url: str | None) -> str:
     return url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -83,6 +85,23 @@ class DockerEngine:
     def inspect_container(self, container: str) -> dict[str, Any]:
         with self.errors("inspect container"):
             return dict(self.api.inspect_container(container))
+
+    def inspect_if_exists(self, container: str) -> dict[str, Any] | None:
+        """The inspect document, or None when the container is gone (removed mid-audit)."""
+        import docker.errors
+
+        try:
+            return dict(self.api.inspect_container(container))
+        except docker.errors.NotFound:
+            return None
+        except Exception:
+            with self.errors("inspect container"):
+                raise
+
+    def events(self, filters: dict[str, Any]) -> Any:
+        """The engine's event stream (decoded), until closed."""
+        with self.errors("follow the events of"):
+            return self.api.events(filters=filters, decode=True)
 
     def inspect_image(self, image: str) -> dict[str, Any]:
         import docker.errors

@@ -1,0 +1,76 @@
+"""Audit findings: what `policy audit` reports, independent of the output format."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.diagnostics import Location, Severity
+
+
+class Kind(enum.StrEnum):
+    """What a finding is about; each kind is also a SARIF rule (with the rule id for unmanaged)."""
+
+    DRIFT = "drift"
+    UNMANAGED = "unmanaged"
+    UNKNOWN_PROFILE = "unknown-profile"
+    STALE = "stale"
+    KERNEL = "kernel"  # --deep: the kernel's view differs from the profile
+    HOST_UNREACHABLE = "host-unreachable"
+
+
+KIND_HELP = {
+    Kind.DRIFT: "A setting of a running container differs from its declared profile.",
+    Kind.UNMANAGED: "A container started outside any profile breaks a security rule or guardrail.",
+    Kind.UNKNOWN_PROFILE: "A container names a profile the policy no longer has.",
+    Kind.STALE: "A container was launched under an older version of its profile.",
+    Kind.KERNEL: "The kernel's view of a container (/proc, cgroups) differs from its profile.",
+    Kind.HOST_UNREACHABLE: "An engine to audit could not be reached.",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with one container (or one host)."""
+
+    kind: Kind
+    rule: str  # a stable id: the kind, or the security rule / guardrail id for unmanaged
+    severity: Severity
+    message: str
+    host: str
+    container: str = ""  # id
+    name: str = ""
+    profile: str | None = None
+    field: str | None = None
+    expected: Any = None
+    actual: Any = None
+    location: Location | None = None  # where the profile (or rule) is declared
+
+
+@dataclass
+class ContainerReport:
+    """Everything found about one container, including that nothing was found."""
+
+    host: str
+    id: str
+    name: str
+    image: str
+    profile: str | None
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class AuditReport:
+    """The result of one audit over one or more hosts."""
+
+    containers: list[ContainerReport] = field(default_factory=list)
+    host_findings: list[Finding] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for c in self.containers for f in c.findings] + self.host_findings
+
+    def failing(self, threshold: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity.rank >= threshold.rank]

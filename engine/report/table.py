@@ -1,0 +1,39 @@
+"""Human report: findings grouped per container, severity coloured on a TTY, a summary line."""
+
+from __future__ import annotations
+
+from engine.findings import AuditReport, Finding
+
+_COLORS = {"error": "\033[31m", "warning": "\033[33m"}
+_RESET = "\033[0m"
+
+
+class TableFormat:
+    """See `Formatter.render`."""
+
+    def __init__(self, color: bool = False) -> None:
+        self.color = color
+
+    def _sev(self, f: Finding) -> str:
+        text = f"{f.severity.value:<7}"
+        return f"{_COLORS[f.severity.value]}{text}{_RESET}" if self.color else text
+
+    def render(self, report: AuditReport) -> str:
+        lines: list[str] = []
+        for f in report.host_findings:
+            lines.append(f"{f.host}: {self._sev(f)} {f.rule}: {f.message}")
+        for c in report.containers:
+            if not c.findings:
+                continue
+            profile = f"profile {c.profile}" if c.profile else "unmanaged"
+            lines.append(f"{c.name} ({c.id[:12]}, {c.image}, {profile}) on {c.host}")
+            for f in c.findings:
+                lines.append(f"  {self._sev(f)} {f.rule:<18} {f.message}")
+        clean = sum(1 for c in report.containers if not c.findings)
+        findings = report.findings
+        errors = sum(f.severity.value == "error" for f in findings)
+        lines.append(
+            f"{len(report.containers)} container(s) on {len(report.hosts)} host(s): "
+            f"{clean} clean, {errors} error(s), {len(findings) - errors} warning(s)"
+        )
+        return "\n".join(lines)
