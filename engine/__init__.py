@@ -10,11 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from loguru import logger
-
-# A library stays quiet unless its user asks (the CLI and the pytest plugin enable it).
-logger.disable("engine")
-
 __all__ = ["RunResult", "container", "launch"]
 
 

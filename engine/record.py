@@ -19,6 +19,9 @@ from loguru import logger
 
 RECORD_ENV = "POLICY_RECORD"
 
+# A library stays quiet unless its user asks (the CLI and the pytest plugin enable it).
+logger.disable("engine")
+
 
 def default_record_path() -> Path:
     if os.environ.get(RECORD_ENV):

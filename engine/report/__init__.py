@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
-from engine.findings import AuditReport
-from engine.report.base import Formatter
+if TYPE_CHECKING:  # the CLI builds its parser from `Format` without loading the formats
+    from engine.report.base import Formatter
 
 
 class Format(enum.StrEnum):
@@ -37,4 +37,4 @@ def formatter(fmt: Format, color: bool = False) -> Formatter:
     assert_never(fmt)
 
 
-__all__ = ["AuditReport", "Format", "Formatter", "formatter"]
+__all__ = ["Format", "formatter"]
