@@ -16,6 +16,7 @@ error, not a rule that silently never fires.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -144,14 +145,17 @@ def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
         for rule, value in schema.items():
             try:
                 Validator({spec.field: {rule: value}})
-            except SchemaError as exc:
+                # Cerberus compiles patterns only when it validates: check them now.
+                _check_patterns({rule: value})
+            except (SchemaError, re.error) as exc:
                 bad = True
+                why = _flatten(exc.args[0]) if isinstance(exc, SchemaError) else f"regex: {exc}"
                 problems.append(
                     Diagnostic(
                         source.at((*keypath, "rules", rule)),
                         "bad-guardrail",
                         f"guardrail {gid}: rule {rule} = {_show(value)} is not a "
-                        f"valid cerberus rule: {_flatten(exc.args[0])}",
+                        f"valid cerberus rule: {why}",
                     )
                 )
         if not bad:
@@ -163,13 +167,26 @@ def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
     if not file.guardrails:
         problems.append(
             Diagnostic(
-                source.at(()),
+                source.at(("guardrails",)),
                 "no-guardrails",
                 "guardrail file declares no guardrails; an empty rule set "
                 "would pass everything, so it is refused",
             )
         )
     return problems or Guardrails(source, tuple(items))
+
+
+def _check_patterns(rules: object) -> None:
+    """Compile every `regex` in a (possibly nested) rule set; raise `re.error` on a bad one."""
+    stack = [rules]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("regex"), str):
+                re.compile(item["regex"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _flatten(message: object) -> str:

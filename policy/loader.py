@@ -155,8 +155,9 @@ def load_policy(paths: Sequence[Path], project: Path | None = None) -> Policy:
     declared: dict[str, _Declared] = {}
     defaults: tuple[SourceFile, ProfileInput] | None = None
     waivers: list[Waiver] = []
+    broken: set[str] = set()  # declared, but already reported as invalid
     for source in sources:
-        found_defaults, file_profiles, file_waivers = _read_policy_file(source, problems)
+        found_defaults, file_profiles, file_waivers = _read_policy_file(source, problems, broken)
         if found_defaults is not None:
             if defaults is not None:
                 first = defaults[0].at(("defaults",))
@@ -214,7 +215,7 @@ def load_policy(paths: Sequence[Path], project: Path | None = None) -> Policy:
     merged: dict[str, tuple[dict[str, Any], dict[KeyPath, Origin]]] = {}
     profiles: dict[str, Profile] = {}
     origins: dict[str, dict[KeyPath, Origin]] = {}
-    for name in _resolve_chains(declared, problems):
+    for name in _resolve_chains(declared, broken, problems):
         decl = declared[name]
         parent = decl.data.extends
         settings, where = merged[parent] if parent is not None else (base, base_origins)
@@ -262,7 +263,7 @@ def _validate(
 
 
 def _read_policy_file(
-    source: SourceFile, problems: list[Diagnostic]
+    source: SourceFile, problems: list[Diagnostic], broken: set[str]
 ) -> tuple[ProfileInput | None, list[_Declared], list[Waiver]]:
     data = source.data
     for key in data:
@@ -320,10 +321,13 @@ def _read_policy_file(
                     "'_', '.' or '-', starting with a letter or digit",
                 )
             )
+            broken.add(name)
             continue
         profile = _validate(ProfileInput, raw, source, keypath, problems, name)
         if profile is not None:
             profiles.append(_Declared(name, source, keypath, profile))
+        else:
+            broken.add(name)
 
     waivers: list[Waiver] = []
     raw_waivers = data.get("waivers", [])
@@ -356,17 +360,21 @@ def _valid_name(name: str) -> bool:
     return bool(_NAME_RE.fullmatch(name))
 
 
-def _resolve_chains(declared: dict[str, _Declared], problems: list[Diagnostic]) -> list[str]:
+def _resolve_chains(
+    declared: dict[str, _Declared], broken: set[str], problems: list[Diagnostic]
+) -> list[str]:
     """Profiles in an order where every parent comes before its children.
 
     Profiles on a cycle or below a missing parent are reported (at their `extends` key) and left
-    out. Iterative, so chains thousands long cost no recursion.
+    out; profiles below a `broken` parent (one already reported as invalid) are left out quietly.
+    Iterative, so chains thousands long cost no recursion.
     """
     done: set[str] = set()
     bad: set[str] = set()
     order: list[str] = []
     for start in declared:
         path: list[str] = []
+        on_path: set[str] = set()  # `path` as a set: a long chain costs linear time
         name = start
         ok = False
         while True:
@@ -375,7 +383,7 @@ def _resolve_chains(declared: dict[str, _Declared], problems: list[Diagnostic]) 
                 break
             if name in bad:
                 break
-            if name in path:
+            if name in on_path:
                 cycle = [*path[path.index(name) :], name]
                 for member in cycle[:-1]:
                     decl = declared[member]
@@ -383,15 +391,18 @@ def _resolve_chains(declared: dict[str, _Declared], problems: list[Diagnostic]) 
                         Diagnostic(
                             decl.source.at((*decl.keypath, "extends")),
                             "extends-cycle",
-                            "extends cycle: " + " -> ".join(cycle),
+                            "extends cycle: " + _chain_text(cycle),
                             profile=member,
                         )
                     )
                 break
             path.append(name)
+            on_path.add(name)
             parent = declared[name].data.extends
             if parent is None:
                 ok = True
+                break
+            if parent in broken and parent not in declared:
                 break
             if parent not in declared:
                 decl = declared[name]
@@ -414,6 +425,13 @@ def _resolve_chains(declared: dict[str, _Declared], problems: list[Diagnostic]) 
     return order
 
 
+def _chain_text(names: list[str]) -> str:
+    """A cycle for a message; long ones are shortened so 2,000 members do not print 4 million."""
+    if len(names) <= 12:
+        return " -> ".join(names)
+    return " -> ".join(names[:6]) + f" -> ... ({len(names) - 9} more) -> " + " -> ".join(names[-3:])
+
+
 def _merge(
     base: dict[str, Any],
     over: dict[str, Any],
@@ -424,11 +442,16 @@ def _merge(
     """Tables merge key by key; anything else (scalars, arrays) replaces."""
     for key, value in over.items():
         path = (*prefix, key)
-        origins[path] = Origin(origin.source, (*origin.keypath, key))
+        here = Origin(origin.source, (*origin.keypath, key))
+        origins[path] = here
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value, Origin(origin.source, (*origin.keypath, key)), path, origins)
+            _merge(base[key], value, here, path, origins)
         else:
             base[key] = value
+            if isinstance(value, dict):
+                # Record every key of a new table, so a later merge into it does not make the
+                # keys it keeps look as if they were written by that later table.
+                _merge({}, value, here, path, origins)
 
 
 def _build_profile(
@@ -443,8 +466,12 @@ def _build_profile(
     before = len(problems)
 
     def at(path: KeyPath) -> Location:
-        origin = origins.get(path)
-        return origin.location if origin else header
+        # Where `path` (or the longest prefix of it that was set as a whole) was written.
+        for end in range(len(path), 0, -1):
+            origin = origins.get(path[:end])
+            if origin is not None:
+                return origin.source.at((*origin.keypath, *path[end:]))
+        return header
 
     if "image" not in merged:
         problems.append(

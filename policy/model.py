@@ -119,15 +119,13 @@ def _label_key(value: str) -> str:
 
 
 def _mode(value: object) -> int:
-    if isinstance(value, bool):
-        raise _fail(f'expected an octal mode such as "1777", got {value!r}')
+    # Only strings: TOML turns both `1777` and `0o1777` into plain integers, so an integer mode
+    # could be a decimal 1777 (which is 0o3361) written by mistake, and nothing could tell.
     if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value.strip()):
         return int(value.strip(), 8)
-    if isinstance(value, int) and 0 <= value <= 0o7777:
-        # TOML `mode = 0o1777` arrives as an int; a decimal int here is almost always a mistake
-        # (1777 decimal is not 0o1777), so only accept it when written in octal digits.
-        return value
-    raise _fail(f'expected an octal mode such as "1777" or 0o1777, got {value!r}')
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise _fail(f'write the mode as an octal string such as "1777", got the integer {value}')
+    raise _fail(f'expected an octal mode string such as "1777", got {value!r}')
 
 
 Size = Annotated[int, BeforeValidator(_unit(units.parse_size))]

@@ -48,23 +48,24 @@ _BOM: Final = "\ufeff"
 _WS_BODY = r"(?>[ \t\r\n]*(?:#[^\n]*[ \t\r\n]*)*)"
 _WS = r"(?P<ws>" + _WS_BODY + r")"
 
-# One simple key.  TOML 1.0 bare keys are [A-Za-z0-9_-]; any other
-# non-delimiter is accepted too, to be forgiving towards newer TOML versions.
+# One simple key (bare, "basic" or 'literal').  TOML 1.0 bare keys are
+# [A-Za-z0-9_-]; any other non-delimiter is accepted too, to be forgiving
+# towards newer TOML versions.
 _SIMPLE_KEY = (
-    r'(?:"(?P<basic>[^"\\\n]*(?:\\.[^"\\\n]*)*)"'
-    r"|'(?P<literal>[^'\n]*)'"
-    r"|(?P<bare>[^ \t\r\n.=\[\]\"'#,{}]+))"
+    r'(?P<key>"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+    r"|'[^'\n]*'"
+    r"|[^ \t\r\n.=\[\]\"'#,{}]+)"
 )
+_AFTER_KEY = r"[ \t]*(?P<next>\.|=|\]\]|\]|)"
 
-# A simple key, optionally preceded by a table header opener (at the start
-# of a statement), and followed by what comes after it (``.``, ``=``, ``]``
-# or ``]]``).  ``close`` ends an inline table instead.
+# The start of a statement or of an inline-table entry: a simple key,
+# optionally preceded by a table header opener, and followed by what comes
+# after it (``.``, ``=``, ``]`` or ``]]``).  ``close`` ends an inline table.
 _KEY_RE: Final = re.compile(
-    _WS
-    + r"(?:(?P<close>\})|(?P<hdr>\[\[?)?[ \t]*"
-    + _SIMPLE_KEY
-    + r"[ \t]*(?P<next>\.|=|\]\]|\]|))"
+    _WS + r"(?:(?P<close>\})|(?P<hdr>\[\[?)?[ \t]*" + _SIMPLE_KEY + _AFTER_KEY + ")"
 )
+# A further part of a dotted key.
+_PART_RE: Final = re.compile(r"[ \t]*" + _SIMPLE_KEY + _AFTER_KEY)
 
 # One value token.  Strings, numbers, booleans and dates ("atoms") are
 # consumed together with the separator that follows them, if any.
@@ -110,7 +111,8 @@ _SIMPLE_ESCAPES: Final = {
 
 
 def key_positions(text: str) -> dict[Path, tuple[int, int]]:
-    """Map every key path in a TOML document to the 1-based (line, column) where that key is written.
+    """Map every key path in a TOML document to the 1-based (line, column) where that key
+    is written.
 
     Paths follow the nesting of ``tomllib.loads(text)``: table headers,
     dotted keys and inline tables contribute string components, array
@@ -146,15 +148,13 @@ def locate(positions: dict[Path, tuple[int, int]], path: Sequence[str | int]) ->
 
 
 def _to_line_col(text: str, offsets: dict[Path, int]) -> dict[Path, tuple[int, int]]:
-    starts = [0]
+    # starts[i] is the offset of line i + 1; every recorded offset is >= starts[0].
+    starts = [1 if text.startswith(_BOM) else 0]
     starts.extend(match.end() for match in _NEWLINE.finditer(text))
-    if text.startswith(_BOM):
-        starts[0] = 1
-    result: dict[Path, tuple[int, int]] = {}
-    for path, offset in offsets.items():
-        line = max(bisect_right(starts, offset) - 1, 0)
-        result[path] = (line + 1, max(offset - starts[line], 0) + 1)
-    return result
+    return {
+        path: (line := bisect_right(starts, offset), offset - starts[line - 1] + 1)
+        for path, offset in offsets.items()
+    }
 
 
 def _unescape_one(match: re.Match[str]) -> str:
@@ -167,127 +167,75 @@ def _unescape_one(match: re.Match[str]) -> str:
     return _SIMPLE_ESCAPES.get(match.group(4), match.group(0))
 
 
-def _unescape(raw: str) -> str:
-    if "\\" not in raw:
-        return raw
-    return _ESCAPE.sub(_unescape_one, raw)
-
-
-def _child(parent: Path | None, component: str | int) -> Path | None:
-    if parent is None or len(parent) >= MAX_DEPTH:
-        return None
-    return (*parent, component)
-
-
-def _key_of(match: re.Match[str]) -> tuple[str, int]:
-    """The decoded simple key matched by `_KEY_RE`, and its offset."""
-    bare, literal, basic = match.group("bare", "literal", "basic")
-    if bare is not None:
-        return bare, match.start("bare")
-    if literal is not None:
-        return literal, match.start("literal") - 1
-    return _unescape(basic), match.start("basic") - 1
+def _decode_key(raw: str) -> str:
+    """The key written as `raw` (bare, "basic" with escapes, or 'literal')."""
+    quote = raw[0]
+    if quote == '"':
+        body = raw[1:-1]
+        return _ESCAPE.sub(_unescape_one, body) if "\\" in body else body
+    if quote == "'":
+        return raw[1:-1]
+    return raw
 
 
 class _Frame:
-    """An open array or inline table while scanning a value."""
+    """An open array or inline table."""
 
     __slots__ = ("index", "is_array", "path")
 
     def __init__(self, path: Path | None, is_array: bool) -> None:
-        self.path = path
+        self.path = path  # None: too deep to record
         self.is_array = is_array
-        self.index = 0
+        self.index = 0  # next element index of an array
 
 
-# States of the value scanner.
-_VALUE: Final = 0  # a value is expected
-_ELEMENT: Final = 1  # inside an array: an element or ``]`` is expected
-_KEY: Final = 2  # inside an inline table: a key or ``}`` is expected
-_AFTER: Final = 3  # an array or inline table just closed
+# Scanner states.
+_STATEMENT: Final = 0  # top level: a table header or a key/value pair
+_VALUE: Final = 1  # a value is expected
+_ELEMENT: Final = 2  # inside an array: an element or ``]`` is expected
+_KEY: Final = 3  # inside an inline table: a key or ``}`` is expected
+_AFTER: Final = 4  # an array or inline table just closed
 
 
 def _scan(text: str, out: dict[Path, int]) -> None:
-    """Record the offset of every key path of `text` into `out`."""
-    record = out.setdefault
-    key_match = _KEY_RE.match
-    aot_counts: dict[Path, int] = {}  # entries so far of each array of tables
-    table: Path | None = ()
-    pos = 1 if text.startswith(_BOM) else 0
-    while True:
-        match = key_match(text, pos)
-        if match is None or match.group("close") is not None:
-            return  # end of the document, or text we cannot follow
-        header = match.group("hdr")
-        keys = [_key_of(match)]
-        while match.group("next") == ".":
-            match = key_match(text, match.end())
-            if match is None or match.group("close") or match.group("hdr"):
-                return
-            keys.append(_key_of(match))
-        pos = match.end()
-        after = match.group("next")
-        if header is None:
-            if after != "=":
-                return
-            path = table
-            for key, offset in keys:
-                path = _child(path, key)
-                if path is not None:
-                    record(path, offset)
-            pos = _scan_value(text, pos, path, out)
-            if pos < 0:
-                return
-            continue
-        is_aot = header == "[["
-        if after != ("]]" if is_aot else "]"):
-            return
-        table = ()
-        for number, (key, offset) in enumerate(keys, start=1):
-            table = _child(table, key)
-            if table is None:
-                break
-            record(table, offset)
-            if number == len(keys) and is_aot:
-                index = aot_counts.get(table, 0)
-                aot_counts[table] = index + 1
-                table = _child(table, index)
-                if table is not None:
-                    record(table, offset)
-            elif table in aot_counts:
-                # A sub-table of the latest entry of an array of tables.
-                table = _child(table, aot_counts[table] - 1)
+    """Record into `out` the offset of every key path of `text`.
 
-
-def _scan_value(text: str, pos: int, path: Path | None, out: dict[Path, int]) -> int:
-    """Skip the value at `pos`, recording array elements and inline-table keys under `path`.
-
-    Returns the offset after the value, or -1 if the text cannot be followed.
+    Returns when the text ends or cannot be followed any further.
     """
     record = out.setdefault
+    key_match = _KEY_RE.match
+    part_match = _PART_RE.match
     value_match = _VALUE_RE.match
-    stack: list[_Frame] = []
-    state = _VALUE
+    after_match = _AFTER_RE.match
+    aot_counts: dict[Path, int] = {}  # entries so far of each array of tables
+    table: Path | None = ()  # the current [table]
+    path: Path | None = ()  # the path of the value being scanned
+    stack: list[_Frame] = []  # open arrays and inline tables
+    pos = 1 if text.startswith(_BOM) else 0
+    state = _STATEMENT
     while True:
-        sep: str | None = None
+        sep: str | None
         if state in (_VALUE, _ELEMENT):
             match = value_match(text, pos)
             if match is None:
-                return -1
+                return
             kind = match.lastgroup
             if kind == "close":
                 if state != _ELEMENT:
-                    return -1
+                    return
                 stack.pop()
                 pos = match.end()
                 state = _AFTER
                 continue
             if state == _ELEMENT:
                 top = stack[-1]
-                path = _child(top.path, top.index)
+                parent = top.path
+                if parent is not None and len(parent) < MAX_DEPTH:
+                    path = (*parent, top.index)
+                    record(path, match.end(1))
+                else:
+                    path = None
                 top.index += 1
-                if path is not None:
-                    record(path, match.end("ws"))
             pos = match.end()
             if kind == "table":
                 stack.append(_Frame(path, is_array=False))
@@ -298,44 +246,68 @@ def _scan_value(text: str, pos: int, path: Path | None, out: dict[Path, int]) ->
                 state = _ELEMENT
                 continue
             if not stack:
-                return pos if kind == "atom" else -1
+                if kind != "atom":
+                    return
+                state = _STATEMENT
+                continue
             if kind != "sep":
-                return -1
+                return
             sep = match.group("sep")
-        elif state == _KEY:
-            match = _KEY_RE.match(text, pos)
-            if match is None or match.group("hdr") is not None:
-                return -1
-            if match.group("close") is not None:
+        elif state in (_STATEMENT, _KEY):
+            match = key_match(text, pos)
+            if match is None:
+                return
+            if match.lastgroup == "close":
+                if state != _KEY:
+                    return
                 stack.pop()
                 pos = match.end()
                 state = _AFTER
                 continue
-            path = stack[-1].path
+            header = match.group("hdr")
+            if header is not None:
+                if state != _STATEMENT:
+                    return
+                keys = [(match.group("key"), match.start("key"))]
+                while match.group("next") == ".":
+                    match = part_match(text, match.end())
+                    if match is None:
+                        return
+                    keys.append((match.group("key"), match.start("key")))
+                is_aot = header == "[["
+                if match.group("next") != ("]]" if is_aot else "]"):
+                    return
+                pos = match.end()
+                table = _header_path(keys, is_aot, aot_counts, out)
+                continue
+            path = stack[-1].path if stack else table
             while True:
-                key, offset = _key_of(match)
-                path = _child(path, key)
                 if path is not None:
-                    record(path, offset)
+                    if len(path) < MAX_DEPTH:
+                        path = (*path, _decode_key(match.group("key")))
+                        record(path, match.start("key"))
+                    else:
+                        path = None
                 if match.group("next") != ".":
                     break
-                match = _KEY_RE.match(text, match.end())
-                if match is None or match.group("close") or match.group("hdr"):
-                    return -1
+                match = part_match(text, match.end())
+                if match is None:
+                    return
             if match.group("next") != "=":
-                return -1
+                return
             pos = match.end()
             state = _VALUE
             continue
         else:  # _AFTER
             if not stack:
-                return pos
-            match = _AFTER_RE.match(text, pos)
+                state = _STATEMENT
+                continue
+            match = after_match(text, pos)
             if match is None:
-                return -1
+                return
             pos = match.end()
             sep = match.group("sep")
-        # A separator follows a value inside an array or inline table.
+        # A separator after a value inside an array or inline table.
         top = stack[-1]
         if sep == ",":
             state = _ELEMENT if top.is_array else _KEY
@@ -343,4 +315,34 @@ def _scan_value(text: str, pos: int, path: Path | None, out: dict[Path, int]) ->
             stack.pop()
             state = _AFTER
         else:
-            return -1
+            return
+
+
+def _header_path(
+    keys: list[tuple[str, int]], is_aot: bool, aot_counts: dict[Path, int], out: dict[Path, int]
+) -> Path | None:
+    """Record the keys of a ``[table]`` or ``[[array.of.tables]]`` header; return its path.
+
+    `keys` holds the raw simple keys of the header and their offsets;
+    `aot_counts` the number of entries seen so far of each array of tables.
+    """
+    path: Path = ()
+    last = len(keys) - 1
+    for number, (raw, offset) in enumerate(keys):
+        if len(path) >= MAX_DEPTH:
+            return None
+        path = (*path, _decode_key(raw))
+        out.setdefault(path, offset)
+        if number == last and is_aot:
+            index = aot_counts.get(path, 0)
+            aot_counts[path] = index + 1
+        elif path in aot_counts:
+            # A sub-table of the latest entry of an array of tables.
+            index = aot_counts[path] - 1
+        else:
+            continue
+        if len(path) >= MAX_DEPTH:
+            return None
+        path = (*path, index)
+        out.setdefault(path, offset)
+    return path

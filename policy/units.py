@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
+from fractions import Fraction
 
 # Binary multipliers, as Docker uses them (`--memory 1g` is 1 GiB): `k`, `kb`, `kib` all mean KiB.
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -99,7 +101,8 @@ def parse_size(value: object) -> int:
         number_text, unit = match.groups()
         if len(number_text) > 30:
             raise UnitError(f"size {value!r} is too large (at most {MAX_SIZE} bytes)")
-        number = math.floor(float(number_text) * _SIZE_UNITS[unit.lower()])
+        # Exact arithmetic: a float would round byte counts above 2**53 (and refuse MAX_SIZE).
+        number = math.floor(Fraction(number_text) * _SIZE_UNITS[unit.lower()])
     if number <= 0:
         raise UnitError(f"size must be positive, got {_show(value)}")
     if number > MAX_SIZE:
@@ -113,6 +116,14 @@ def format_size(n: int) -> str:
         if n % _SIZE_UNITS[unit] == 0:
             return f"{n // _SIZE_UNITS[unit]}{unit}"
     return str(n)
+
+
+def human_size(n: int) -> str:
+    """`128 MiB`, `4 GiB`, `1536 KiB`: for messages, not for the engine."""
+    for unit, name in (("t", "TiB"), ("g", "GiB"), ("m", "MiB"), ("k", "KiB")):
+        if n >= _SIZE_UNITS[unit] and n % _SIZE_UNITS[unit] == 0:
+            return f"{n // _SIZE_UNITS[unit]} {name}"
+    return f"{n} bytes"
 
 
 def parse_duration(value: object) -> float:
@@ -132,13 +143,17 @@ def parse_duration(value: object) -> float:
     if seconds > MAX_DURATION:
         raise UnitError(f"duration {_show(value)} is longer than 7 days")
     # Millisecond precision keeps the canonical form (and the digest) free of float noise.
-    return round(seconds, 3)
+    rounded = round(seconds, 3)
+    if rounded == 0:
+        raise UnitError(f"duration must be at least 1ms, got {_show(value)}")
+    return rounded
 
 
 def format_duration(seconds: float) -> str:
     """A compact spelling (`2s`, `10m`, `1m30s`, `0.5s`) that `parse_duration` reads back."""
     if seconds != int(seconds):
-        return f"{seconds:g}s"
+        # Every digit, never an exponent (`:g` would turn 1234.567 into 1234.57).
+        return format(Decimal(repr(float(seconds))), "f") + "s"
     whole = int(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

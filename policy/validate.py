@@ -93,6 +93,17 @@ def apply_waivers(
                     profile=w.profile,
                 )
             )
+        elif (w.profile, w.rule) in live:
+            first = live[(w.profile, w.rule)].origin.location
+            problems.append(
+                Diagnostic(
+                    w.origin.location,
+                    "waiver-duplicate",
+                    f"waiver for '{w.rule}' on profile '{w.profile}' repeats the one at "
+                    f"{first}; keep one",
+                    profile=w.profile,
+                )
+            )
         else:
             live[(w.profile, w.rule)] = w
     used: set[tuple[str, str]] = set()
