@@ -46,7 +46,7 @@ def add_record_sink(record: Path | None = None) -> Path:
             path,
             mode="a",
             format="{message}",
-            level="INFO",
+            level="TRACE",
             encoding="utf-8",
             filter=lambda r: "launch_record" in r["extra"],
             catch=True,
@@ -71,17 +71,7 @@ def configure(verbose: bool = False, log_json: bool = False, record: Path | None
             colorize=sys.stderr.isatty(),
             filter=not_record,
         )
-    path = record or default_record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    logger.add(
-        path,
-        mode="a",
-        format="{message}",
-        level="INFO",
-        encoding="utf-8",
-        filter=lambda r: "launch_record" in r["extra"],
-        catch=True,
-    )
+    add_record_sink(record)
 
 
 def record_launch(**fields: Any) -> None:
@@ -92,7 +82,9 @@ def record_launch(**fields: Any) -> None:
         **fields,
     }
     # Newlines are escaped by json.dumps, so one launch is always exactly one line.
-    logger.bind(launch_record=True).info(json.dumps(entry, sort_keys=True))
+    # TRACE: below loguru's default stderr handler (DEBUG), so API users do not see the record
+    # echoed; only the record sink takes it.
+    logger.bind(launch_record=True).trace(json.dumps(entry, sort_keys=True))
 
 
 def _user() -> str:
