@@ -106,16 +106,18 @@ class DockerEngine:
     def inspect_image(self, image: str) -> dict[str, Any]:
         import docker.errors
 
+        api = self.api
         try:
-            with self.errors("inspect image"):
-                return dict(self.api.inspect_image(image))
-        except EngineError as exc:
+            return dict(api.inspect_image(image))
+        except docker.errors.NotFound:
             raise EngineError(
                 f"image {image} is not available on {self.name}; build it (for the shipped test "
                 "images: scripts/build-test-images.sh) or pull it where a registry is reachable"
-            ) from exc
-        except docker.errors.ImageNotFound:  # pragma: no cover - mapped above
-            raise
+            ) from None
+        except Exception:
+            with self.errors("inspect image"):
+                raise
+            raise  # pragma: no cover - errors() always raises
 
     def create(self, **kwargs: Any) -> str:
         with self.errors("create the container"):

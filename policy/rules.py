@@ -177,7 +177,7 @@ RULES: tuple[Rule, ...] = (
         "root-user",
         "Runs as root",
         E,
-        'Set `user = "1001:1001"` (a numeric uid >= 1000).',
+        'Set a numeric, non-zero user, for example `user = "1001:1001"`.',
         "4.1",
         "Restricted: Running as Non-root user",
         _root_user,
