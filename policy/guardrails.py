@@ -16,7 +16,9 @@ error, not a rule that silently never fires.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +35,7 @@ from policy.source import SourceFile
 # The canonical fields a guardrail may name (see `policy.canonical.canonical_document`).
 FIELDS = tuple(sorted([*Profile.model_fields, "uid", "gid", "capabilities"]))
 _SIZE_FIELDS = frozenset({"memory"})
+_LOCAL = threading.local()
 _DURATION_FIELDS = frozenset({"timeout"})
 
 
@@ -69,21 +72,44 @@ class Guardrail:
     severity: Severity
     source: SourceFile
 
+    def _validator(self) -> Any:
+        """One cerberus validator per guardrail and thread (building one costs far more than
+        using it; validators keep per-call state, so threads do not share them)."""
+        cached = getattr(_LOCAL, "validators", None)
+        if cached is None:
+            cached = _LOCAL.validators = {}
+        key = id(self)
+        if key not in cached:
+            cached[key] = (self, Validator({self.field: self.schema}, allow_unknown=True))
+        return cached[key][1]
+
     @property
     def rule_id(self) -> str:
         return f"guardrail/{self.id}"
 
     def check(self, document: dict[str, Any]) -> list[str]:
         """Messages for each way `document` breaks this guardrail (empty when it holds)."""
-        validator = Validator({self.field: self.schema}, allow_unknown=True)
-        present = {k: v for k, v in document.items() if v is not None}
-        if validator.validate(present):
-            return []
         value = document.get(self.field)
-        return [
+        # Many profiles share a value (inherited from one parent): judge each value once.
+        memo = getattr(_LOCAL, "memo", None)
+        if memo is None:
+            memo = _LOCAL.memo = {}
+        key = (id(self), json.dumps(value, sort_keys=True, default=str))
+        if key in memo and memo[key][0] is self:
+            return list(memo[key][1])
+        memo[key] = (self, self._judge(value))
+        return list(memo[key][1])
+
+    def _judge(self, value: Any) -> tuple[str, ...]:
+        validator = self._validator()
+        # Only the guarded field: cerberus then does no work for the rest of the document, and
+        # no normalisation (the document is canonical already).
+        if validator.validate({} if value is None else {self.field: value}, normalize=False):
+            return ()
+        return tuple(
             f"{self.field} = {_show(value)}: {_flatten(m)}"
             for m in validator.errors.get(self.field, [])
-        ]
+        )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ the policy directory (for `policies/`, the directory that holds it), or `--proje
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -204,7 +203,7 @@ def load_policy(paths: Sequence[Path], project: Path | None = None) -> Policy:
     base: dict[str, Any] = {}
     base_origins: dict[KeyPath, Origin] = {}
     if defaults is not None:
-        _merge(
+        base = _merge(
             base,
             defaults[1].model_dump(exclude_none=True),
             Origin(defaults[0], ("defaults",)),
@@ -213,14 +212,15 @@ def load_policy(paths: Sequence[Path], project: Path | None = None) -> Policy:
         )
     # Each profile's merged settings build on its parent's, so a long chain is merged once.
     merged: dict[str, tuple[dict[str, Any], dict[KeyPath, Origin]]] = {}
+    cache: dict[tuple[str, str], Any] = {}  # seccomp files and mount sources, resolved once
     profiles: dict[str, Profile] = {}
     origins: dict[str, dict[KeyPath, Origin]] = {}
     for name in _resolve_chains(declared, broken, problems):
         decl = declared[name]
         parent = decl.data.extends
         settings, where = merged[parent] if parent is not None else (base, base_origins)
-        settings, where = copy.deepcopy(settings), dict(where)
-        _merge(
+        where = dict(where)
+        settings = _merge(
             settings,
             decl.data.model_dump(exclude_none=True),
             Origin(decl.source, decl.keypath),
@@ -229,7 +229,7 @@ def load_policy(paths: Sequence[Path], project: Path | None = None) -> Policy:
         )
         settings.pop("extends", None)
         merged[name] = (settings, where)
-        built = _build_profile(name, copy.deepcopy(settings), where, decl, project, problems)
+        built = _build_profile(name, dict(settings), where, decl, project, problems, cache)
         if built is not None:
             profiles[name], origins[name] = built, where
 
@@ -438,20 +438,26 @@ def _merge(
     origin: Origin,
     prefix: KeyPath,
     origins: dict[KeyPath, Origin],
-) -> None:
-    """Tables merge key by key; anything else (scalars, arrays) replaces."""
+) -> dict[str, Any]:
+    """`base` with `over` merged in: tables merge key by key, anything else replaces.
+
+    Copy-on-write: `base` is left as it is (a parent shares it with all its children), and only
+    the tables on the path of a change are copied, so long chains cost no deep copies.
+    """
+    out = dict(base)
     for key, value in over.items():
         path = (*prefix, key)
         here = Origin(origin.source, (*origin.keypath, key))
         origins[path] = here
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value, here, path, origins)
+            out[key] = _merge(base[key], value, here, path, origins)
         else:
-            base[key] = value
+            out[key] = value
             if isinstance(value, dict):
                 # Record every key of a new table, so a later merge into it does not make the
                 # keys it keeps look as if they were written by that later table.
                 _merge({}, value, here, path, origins)
+    return out
 
 
 def _build_profile(
@@ -461,7 +467,9 @@ def _build_profile(
     decl: _Declared,
     project: Path,
     problems: list[Diagnostic],
+    cache: dict[tuple[str, str], Any],
 ) -> Profile | None:
+    """The effective profile from its merged settings (which it must not mutate: shared)."""
     header = decl.source.at(decl.keypath)
     before = len(problems)
 
@@ -494,13 +502,25 @@ def _build_profile(
                 )
             )
     if "seccomp" in merged:
-        seccomp = _resolve_seccomp(merged["seccomp"], origins[("seccomp",)], name, problems)
-        merged["seccomp"] = seccomp
+        origin = origins[("seccomp",)]
+        key = ("seccomp", f"{origin.source.path.parent}\0{merged['seccomp']}")
+        if key not in cache:
+            cache[key] = _resolve_seccomp(merged["seccomp"], origin, name, problems)
+        if cache[key] is None:
+            return None  # the broken seccomp file was reported where it is named
+        merged["seccomp"] = cache[key]
     targets: dict[str, int] = {}
-    for index, mount in enumerate(merged.get("mounts", [])):
+    merged["mounts"] = [dict(m) for m in merged.get("mounts", [])]
+    for index, mount in enumerate(merged["mounts"]):
         origin = origins[("mounts",)]
         where = origin.source.at((*origin.keypath, index, "source"))
-        mount["source"] = _check_source(mount["source"], project, where, name, problems)
+        key = ("source", mount["source"])
+        if key not in cache:
+            before_check = len(problems)
+            cache[key] = _check_source(mount["source"], project, where, name, problems)
+            if len(problems) > before_check:
+                del cache[key]  # report it for every profile that uses it
+        mount["source"] = cache.get(key, mount["source"])
         if mount["target"] in targets or mount["target"] in merged.get("tmpfs", {}):
             problems.append(
                 Diagnostic(

@@ -55,7 +55,7 @@ class Rule:
 
 
 def _host_path(source: str, ctx: Context) -> str:
-    path = source if source.startswith("/") else str(ctx.project / source)
+    path = source if source.startswith("/") else posixpath.join(str(ctx.project), source)
     return posixpath.normpath(path)
 
 

@@ -24,12 +24,22 @@ _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 @dataclass
 class SourceFile:
-    """A parsed TOML file: its display path, data and the position of every key path."""
+    """A parsed TOML file: its display path, data and (on demand) the position of every key."""
 
     path: Path
     display: str
     data: dict[str, Any]
-    positions: dict[tuple[str | int, ...], tuple[int, int]] = field(repr=False)
+    text: str = field(repr=False)
+    _positions: dict[tuple[str | int, ...], tuple[int, int]] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def positions(self) -> dict[tuple[str | int, ...], tuple[int, int]]:
+        # Scanned only when a message needs a location: a valid policy never pays for it.
+        if self._positions is None:
+            self._positions = key_positions(self.text)
+        return self._positions
 
     def at(self, keypath: Sequence[str | int]) -> Location:
         line, col = locate(self.positions, keypath)
@@ -86,4 +96,4 @@ def read_toml(path: Path) -> SourceFile | Diagnostic:
         return Diagnostic(Location(display, line, col), "syntax", message[:1].lower() + message[1:])
     except RecursionError:
         return Diagnostic(here, "syntax", "nesting too deep")
-    return SourceFile(path, display, data, key_positions(text))
+    return SourceFile(path, display, data, text)

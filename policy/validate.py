@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from policy.canonical import SOURCE_KEY, canonical_document
 from policy.diagnostics import Diagnostic, Severity
@@ -17,20 +19,42 @@ from policy.pydantic_errors import did_you_mean
 from policy.rules import RULES, Context
 
 
-def rule_findings(policy: Policy) -> list[Diagnostic]:
-    """Every built-in rule and guardrail violation of every profile, before waivers."""
+@dataclass(frozen=True)
+class _Pending:
+    """A finding not yet located: locating needs the file's key positions, which are only
+    scanned for files that end up with something to report (waived findings never are)."""
+
+    policy: Policy
+    profile: str
+    code: str
+    message: str
+    severity: Severity
+    key: tuple[str | int, ...]
+
+    def located(self) -> Diagnostic:
+        return Diagnostic(
+            self.policy.where(self.profile, self.key),
+            self.code,
+            self.message,
+            self.severity,
+            profile=self.profile,
+        )
+
+
+def _pending_findings(policy: Policy) -> list[_Pending]:
     ctx = Context(policy.project)
-    out: list[Diagnostic] = []
+    out: list[_Pending] = []
     for name, profile in policy.profiles.items():
         for rule in RULES:
             for violation in rule.check(profile, ctx):
                 out.append(
-                    Diagnostic(
-                        policy.where(name, violation.key),
+                    _Pending(
+                        policy,
+                        name,
                         rule.id,
                         f"profile '{name}': {violation.message}",
                         rule.severity,
-                        profile=name,
+                        violation.key,
                     )
                 )
         document = canonical_document(profile)
@@ -39,32 +63,42 @@ def rule_findings(policy: Policy) -> list[Diagnostic]:
                 key = SOURCE_KEY.get(guardrail.field, guardrail.field)
                 for message in guardrail.check(document):
                     out.append(
-                        Diagnostic(
-                            policy.where(name, (key,)),
+                        _Pending(
+                            policy,
+                            name,
                             guardrail.rule_id,
                             f"profile '{name}': {message} ({guardrail.description})",
                             guardrail.severity,
-                            profile=name,
+                            (key,),
                         )
                     )
     return out
+
+
+def rule_findings(policy: Policy) -> list[Diagnostic]:
+    """Every built-in rule and guardrail violation of every profile, before waivers."""
+    return [p.located() for p in _pending_findings(policy)]
 
 
 def known_rule_ids(policy: Policy) -> list[str]:
     return [r.id for r in RULES] + [g.rule_id for gs in policy.guardrails for g in gs.items]
 
 
+_F = TypeVar("_F", Diagnostic, _Pending)
+
+
 def apply_waivers(
-    findings: Iterable[Diagnostic],
+    findings: Iterable[_F],
     waivers: list[Waiver],
     profiles: Iterable[str],
     rule_ids: list[str],
     today: dt.date,
-) -> tuple[list[Diagnostic], list[Diagnostic]]:
+) -> tuple[list[_F], list[Diagnostic]]:
     """(findings no live waiver covers, problems with the waivers themselves)."""
     names = list(profiles)
     live: dict[tuple[str, str], Waiver] = {}
     problems: list[Diagnostic] = []
+    w: Waiver
     for w in waivers:
         if w.profile not in names:
             problems.append(
@@ -107,7 +141,7 @@ def apply_waivers(
         else:
             live[(w.profile, w.rule)] = w
     used: set[tuple[str, str]] = set()
-    remaining: list[Diagnostic] = []
+    remaining: list[_F] = []
     for finding in findings:
         key = (finding.profile or "", finding.code)
         if key in live:
@@ -131,9 +165,9 @@ def validate(policy: Policy, today: dt.date | None = None) -> list[Diagnostic]:
     """All unwaived findings and waiver problems of a loaded policy, sorted by location."""
     today = today or dt.date.today()
     remaining, problems = apply_waivers(
-        rule_findings(policy), policy.waivers, policy.profiles, known_rule_ids(policy), today
+        _pending_findings(policy), policy.waivers, policy.profiles, known_rule_ids(policy), today
     )
-    return sorted(remaining + problems, key=Diagnostic.sort_key)
+    return sorted([p.located() for p in remaining] + problems, key=Diagnostic.sort_key)
 
 
 def worst(diagnostics: Iterable[Diagnostic]) -> Severity | None:
