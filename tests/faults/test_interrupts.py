@@ -1,0 +1,319 @@
+"""SIGINT and SIGTERM at each step of a launch: the interrupt propagates and no container remains.
+
+In-process and deterministic: a `DockerEngine` wrapping the real engine raises KeyboardInterrupt
+at a chosen step (that is what the CLI's SIGTERM handler does, and what SIGINT does), and
+`engine.launcher.run` must let it through after removing the container, found by its name and by
+its launch-id label. Then real signals to a `policy run` subprocess while its output streams:
+SIGINT -> 130, SIGTERM -> 143.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import labels
+from engine.docker_engine import DockerEngine
+from engine.launcher import LaunchSpec, run
+from policy.loader import Policy, load_policy
+from tests.conftest import POLICIES
+from tests.faults.engines import has_traceback, spawn, wait_for
+
+pytestmark = pytest.mark.engine
+
+READY = "ready-to-be-interrupted"
+STREAMING = ["sh", "-c", f"echo {READY}; sleep 30"]
+
+
+class InterruptingEngine(DockerEngine):
+    """The real (main) engine, but KeyboardInterrupt is raised at `step`."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__()
+        self.step = step
+        self.reached: list[str] = []
+        self.output: list[bytes] = []
+        self.stopper: threading.Thread | None = None
+        self.raised_at: float | None = None
+
+    def _at(self, step: str) -> None:
+        self.reached.append(step)
+        if step == self.step:
+            self.raised_at = time.monotonic()
+            raise KeyboardInterrupt
+
+    def create(self, **kwargs: Any) -> str:
+        self._at("before-create")
+        container = super().create(**kwargs)
+        self._at("after-create")  # the reply (the id) is lost: only the name finds it
+        return container
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        self._at("while-verifying")
+        return super().inspect_container(container)
+
+    def attach(self, container: str) -> Any:
+        self._at("before-attach")
+        return super().attach(container)
+
+    def start(self, container: str) -> None:
+        self._at("before-start")
+        super().start(container)
+        self._at("after-start")
+
+    def wait(self, container: str, timeout: float | None) -> int:
+        if self.step == "while-streaming":
+            wait_for(lambda: READY.encode() in b"".join(self.output), "the container's output")
+            self._at("while-streaming")
+        return super().wait(container, timeout)
+
+    def stop(self, container: str, grace: float) -> None:
+        self._at("before-stop")
+        if self.step == "while-stopping":
+            # The stop is under way (SIGTERM sent, the grace period running) when the signal
+            # arrives.
+            def stop() -> None:
+                with contextlib.suppress(Exception):
+                    DockerEngine.stop(self, container, grace)
+
+            self.stopper = threading.Thread(target=stop, daemon=True)
+            self.stopper.start()
+            time.sleep(0.3)
+            self._at("while-stopping")
+        super().stop(container, grace)
+
+
+STEPS = [
+    "before-create",
+    "after-create",
+    "while-verifying",
+    "before-attach",
+    "before-start",
+    "after-start",
+    "while-streaming",
+    "before-stop",
+    "while-stopping",
+]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def local(project: Path) -> Policy:
+    return load_policy([POLICIES], project)
+
+
+def remaining(client: Any, spec: LaunchSpec) -> list[dict[str, Any]]:
+    by_name: list[dict[str, Any]] = client.containers(all=True, filters={"name": spec.name})
+    by_label: list[dict[str, Any]] = client.containers(
+        all=True, filters={"label": f"{labels.LAUNCH_ID}={spec.launch_id}"}
+    )
+    return by_name + by_label
+
+
+@contextlib.contextmanager
+def removed_afterwards(client: Any, spec: LaunchSpec) -> Iterator[None]:
+    """Whatever happens, remove the launch's container; fail if there was one to remove."""
+    try:
+        yield
+    finally:
+        left = remaining(client, spec)
+        for c in left:
+            with contextlib.suppress(Exception):
+                client.remove_container(c["Id"], v=True, force=True)
+    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
+
+
+PROMPT = 3.0  # seconds from the interrupt to `run` giving it back: a bound, not a benchmark
+SLOW_INTERRUPT_BUG = (
+    "BUG engine/launcher.py run() finally (line 290, `output.text()` -> _Output.text(wait=5.0)): "
+    "interrupted after attach but before start, the attach stream of a container that never "
+    "started is not closed when the container is removed, so Ctrl-C takes 5 s more to return. "
+    "Fix: only wait for the output thread if the container was started (track a `started` "
+    "flag; `output.text(wait=5.0 if started else 0)`), or close the attach response."
+)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(
+            s,
+            marks=pytest.mark.xfail(strict=True, reason=SLOW_INTERRUPT_BUG, raises=AssertionError)
+            if s == "before-start"
+            else (),
+        )
+        for s in STEPS
+    ],
+)
+def test_interrupt_at_each_step_propagates_and_removes_the_container(
+    step: str, local: Policy, docker_client: Any
+) -> None:
+    profile = local.profiles["isolation"]
+    command: tuple[str, ...] = tuple(STREAMING)
+    if step in ("before-stop", "while-stopping"):
+        # The profile's timeout ends a bare `sleep` (which ignores SIGTERM as pid 1).
+        profile = profile.model_copy(update={"timeout": 1.0})
+        command = ("sleep", "30")
+    spec = LaunchSpec(
+        profile=profile, project=local.project, policy_file="policies/base.toml", command=command
+    )
+    engine = InterruptingEngine(step)
+    with removed_afterwards(docker_client.api, spec):
+        with pytest.raises(KeyboardInterrupt):
+            run(engine, spec, lambda _stream, data: engine.output.append(data))
+        returned = time.monotonic()
+        assert engine.reached[-1] == step, engine.reached
+        assert remaining(docker_client.api, spec) == []
+    if engine.stopper is not None:
+        engine.stopper.join(15)
+    if step in ("before-create", "after-create", "while-verifying", "before-attach"):
+        assert engine.output == []  # never started
+    assert engine.raised_at is not None
+    took = returned - engine.raised_at
+    assert took < PROMPT, f"the interrupt took {took:.1f}s to come back"
+
+
+# ---------------------------------------------------------------------------------------------
+# real signals to `policy run`
+
+
+def lines_of(stream: Any) -> queue.Queue[str]:
+    """The lines of `stream`, as they come, read by a thread."""
+    out: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            out.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+def project_containers(client: Any, project: Path) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.containers(
+        all=True, filters={"label": f"{labels.PROJECT}={project.resolve()}"}
+    )
+    return found
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_signal_while_streaming_exits_128_plus_signal_and_removes_the_container(
+    sig: str, code: int, project: Path, docker_client: Any
+) -> None:
+    env = {**os.environ, "POLICY_RECORD": str(project / "launches.jsonl")}
+    env.pop("DOCKER_HOST", None)
+    proc = spawn(
+        "run",
+        "isolation",
+        "--policies",
+        str(POLICIES),
+        "--project",
+        str(project),
+        "--",
+        *STREAMING,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = lines_of(proc.stdout)
+        line = seen.get(timeout=60)
+        assert line.strip() == READY
+        assert project_containers(docker_client.api, project), "no container while streaming"
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        left = project_containers(docker_client.api, project)
+        for c in left:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_container(c["Id"], v=True, force=True)
+    assert proc.returncode == code, (proc.returncode, err)
+    assert "interrupted" in err and not has_traceback(err), err
+    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
+    records = [json.loads(x) for x in (project / "launches.jsonl").read_text().splitlines()]
+    assert [r["outcome"] for r in records] == ["interrupted"], records
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143)])
+def test_signal_to_parallel_workers_removes_every_worker(
+    sig: str, code: int, project: Path, docker_client: Any
+) -> None:
+    env = {**os.environ, "POLICY_RECORD": str(project / "launches.jsonl")}
+    env.pop("DOCKER_HOST", None)
+    workers = 2
+    proc = spawn(
+        "run",
+        "parallel",
+        "--workers",
+        str(workers),
+        "--policies",
+        str(POLICIES),
+        "--project",
+        str(project),
+        "--",
+        "sleep",
+        "30",
+        env=env,
+    )
+    try:
+        wait_for(
+            lambda: (
+                len(
+                    [
+                        c
+                        for c in project_containers(docker_client.api, project)
+                        if c["State"] == "running"
+                    ]
+                )
+                == workers
+            ),
+            f"{workers} running workers",
+            deadline=60,
+        )
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        left = project_containers(docker_client.api, project)
+        for c in left:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_container(c["Id"], v=True, force=True)
+    assert proc.returncode == code, (proc.returncode, err)
+    assert not has_traceback(err), err
+    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
+
+
+def test_sigterm_handler_is_what_the_in_process_tests_assume() -> None:
+    """The in-process tests stand in for signals with KeyboardInterrupt: check that `main`
+    really turns SIGTERM into KeyboardInterrupt (and marks it for exit 143)."""
+    from engine import cli
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, cli._on_sigterm)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode boundary
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        cli._terminated = False
