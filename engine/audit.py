@@ -93,15 +93,47 @@ class Auditor:
                     cached = {}  # image removed since: compare without its defaults
                 with lock:
                     images[image_id] = cached
-            return self.audit_container(engine.name, inspect, cached, local=self._is_local(engine))
+            return self.evaluate(engine.name, inspect, cached, local=self.is_local(engine))
 
         with cf.ThreadPoolExecutor(max_workers=INSPECT_WORKERS) as pool:
             results = pool.map(one, [c["Id"] for c in listed])
             return [r for r in results if r is not None]
 
     @staticmethod
-    def _is_local(engine: DockerEngine) -> bool:
+    def is_local(engine: DockerEngine) -> bool:
+        """Whether /proc on this machine shows the engine's containers (for `--deep`)."""
         return engine.url is None or engine.url.startswith("unix://")
+
+    def evaluate(
+        self, host: str, inspect: dict[str, Any], image: dict[str, Any], local: bool = True
+    ) -> ContainerReport:
+        """`audit_container`, but a container that cannot be evaluated becomes a finding of its
+        own instead of ending the audit of every other container."""
+        try:
+            return self.audit_container(host, inspect, image, local)
+        except Exception as exc:
+            config = inspect.get("Config") or {}
+            name = (inspect.get("Name") or "").lstrip("/")
+            report = ContainerReport(
+                host=host,
+                id=str(inspect.get("Id")),
+                name=name,
+                image=config.get("Image") or "",
+                profile=(config.get("Labels") or {}).get(L.PROFILE),
+            )
+            report.findings = [
+                Finding(
+                    Kind.AUDIT_ERROR,
+                    Kind.AUDIT_ERROR.value,
+                    Severity.ERROR,
+                    f"could not be evaluated: {type(exc).__name__}: {exc}",
+                    host=host,
+                    container=report.id,
+                    name=name,
+                    profile=report.profile,
+                )
+            ]
+            return report
 
     # -- one container ----------------------------------------------------------------------------
 
@@ -145,7 +177,7 @@ class Auditor:
         }
         if extra_env:
             profile = profile.model_copy(update={"env": {**profile.env, **extra_env}})
-        expected = expected_settings(profile, self.policy.project, image)
+        expected = expected_settings(profile, self.policy.project, image, labels.get(L.IMAGE))
         drifts = diff(expected, observed)
         findings: list[Finding] = []
         if labels.get(L.DIGEST) != self._digests[profile_name]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, assert_never
 
-from policy.diagnostics import Diagnostic, Severity
+from policy.diagnostics import Diagnostic, Severity, printable
 from policy.errors import EngineError, Error, PolicyError, UsageError
 
 OK, FINDINGS, USAGE = 0, 1, 2
@@ -751,6 +751,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.watch:
         from engine.watch import watch
 
+        if args.output is not None:
+            raise UsageError("--watch prints findings as they come; it cannot write --output")
         return watch(auditor, engines, filters, args.format is Format.JSON, threshold)
     report = auditor.audit(engines, filters)
     if len(engines) == 1 and report.host_findings:
@@ -822,6 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1 :]
+    args: argparse.Namespace | None = None
     try:
         args = parser.parse_args(argv)
         args.cmd = command
@@ -831,11 +834,17 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except Error as exc:
-        print(f"policy: error: {exc.message}", file=sys.stderr)
+        # Line by line: some messages are several lines on purpose (a verification report).
+        message = "\n".join(printable(line) for line in exc.message.split("\n"))
+        print(f"policy: error: {message}", file=sys.stderr)
         _print_diagnostics(exc.diagnostics, sys.stderr)
         return exc.exit_code if not isinstance(exc, PolicyError) else FINDINGS
     except KeyboardInterrupt:
-        print("policy: interrupted; the container was stopped and removed", file=sys.stderr)
+        launched = args is not None and args.func in (cmd_run, cmd_shell)
+        print(
+            "policy: interrupted" + ("; the container was stopped and removed" if launched else ""),
+            file=sys.stderr,
+        )
         return 143 if _terminated else 130
     except BrokenPipeError:
         return OK

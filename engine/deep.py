@@ -123,8 +123,10 @@ def compare_kernel(expected: dict[str, Any], kernel: dict[str, Any]) -> list[tup
     for key, want in checks.items():
         if key in kernel and kernel[key] != want:
             out.append((key, want, kernel[key]))
+    if "tmpfs_sizes" not in kernel:
+        return out  # the process ended before its mounts could be read: nothing to compare
     for path, spec in (expected.get("tmpfs") or {}).items():
-        sizes = kernel.get("tmpfs_sizes", {})
+        sizes = kernel["tmpfs_sizes"]
         if path not in sizes:
             out.append((f"tmpfs {path}", spec["size"], "not mounted"))
         elif sizes[path] != spec["size"]:

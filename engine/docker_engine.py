@@ -53,6 +53,7 @@ class DockerEngine:
         """Turn docker SDK and connection failures into an `EngineError` naming this engine."""
         import docker.errors
         import requests.exceptions
+        import urllib3.exceptions
 
         try:
             yield
@@ -63,7 +64,10 @@ class DockerEngine:
             raise EngineError(f"engine {self.name} refused to {action}: {detail}") from None
         except (
             docker.errors.DockerException,
-            requests.exceptions.ConnectionError,
+            # Any transport failure, including an engine that dies mid-response
+            # (ChunkedEncodingError, urllib3's ProtocolError).
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
             ConnectionError,
             FileNotFoundError,
             PermissionError,

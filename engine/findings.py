@@ -18,6 +18,7 @@ class Kind(enum.StrEnum):
     STALE = "stale"
     KERNEL = "kernel"  # --deep: the kernel's view differs from the profile
     HOST_UNREACHABLE = "host-unreachable"
+    AUDIT_ERROR = "audit-error"  # one container could not be evaluated; the audit goes on
 
 
 KIND_HELP = {
@@ -27,6 +28,7 @@ KIND_HELP = {
     Kind.STALE: "A container was launched under an older version of its profile.",
     Kind.KERNEL: "The kernel's view of a container (/proc, cgroups) differs from its profile.",
     Kind.HOST_UNREACHABLE: "An engine to audit could not be reached.",
+    Kind.AUDIT_ERROR: "A container could not be evaluated; it is reported, never skipped.",
 }
 
 

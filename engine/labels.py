@@ -15,6 +15,7 @@ POLICY = LABEL_NAMESPACE + "policy"
 ENGINE_VERSION = LABEL_NAMESPACE + "engine-version"
 LAUNCH_ID = LABEL_NAMESPACE + "launch-id"
 PROJECT = LABEL_NAMESPACE + "project"
+IMAGE = LABEL_NAMESPACE + "image"  # set only when `--image` replaced the profile's image
 
 
 def is_reserved(key: str) -> bool:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from engine.docker_engine import DockerEngine
 from engine.drift import Drift, diff, expected_settings
 from engine.observe import observed_settings
@@ -179,7 +181,9 @@ def create_request(engine: DockerEngine, spec: LaunchSpec, tty: bool = False) ->
         "environment": dict(p.env) or None,
         "labels": {
             **p.labels,
-            **reserved_labels(spec.profile, spec.policy_file, spec.launch_id, spec.project),
+            **reserved_labels(
+                spec.profile, spec.policy_file, spec.launch_id, spec.project, spec.image
+            ),
         },
         "name": spec.name,
         "healthcheck": healthcheck,
@@ -214,8 +218,7 @@ def create_verified(engine: DockerEngine, spec: LaunchSpec, tty: bool = False) -
         verify(engine, spec, container)
     except BaseException:
         # By name: the id is unknown if the create call itself was interrupted.
-        with contextlib.suppress(EngineError):
-            engine.remove(spec.name)
+        remove_reliably(engine, spec.name)
         raise
     return container
 
@@ -258,10 +261,13 @@ def run(
     exit_code = -1
     output: _Output | None = None
     inspect: dict[str, Any] = {}
+    running = False
+    left_behind = False
     try:
         container = create_verified(engine, spec)
         output = _Output(engine.attach(container), sink)
         engine.start(container)
+        running = True
         try:
             exit_code = engine.wait(container, spec.profile.timeout)
         except TimeoutError:
@@ -277,17 +283,16 @@ def run(
     finally:
         duration = time.monotonic() - started
         if container and (interrupted or not keep):
-            with contextlib.suppress(EngineError):
-                engine.remove(container)
+            left_behind = not remove_reliably(engine, container)
         elif interrupted:
-            with contextlib.suppress(EngineError):
-                engine.remove(spec.name)
+            left_behind = not remove_reliably(engine, spec.name)
         oom = bool((inspect.get("State") or {}).get("OOMKilled"))
         if oom and not timed_out:
             exit_code = EXIT_OOM
         result = RunResult(
             exit_code=exit_code,
-            output=output.text() if output else "",
+            # A stream that never started never ends: do not wait for it.
+            output=output.text(wait=5.0 if running else 0.0) if output else "",
             duration=duration,
             timed_out=timed_out,
             oom_killed=oom and not timed_out,
@@ -311,8 +316,33 @@ def run(
                 duration=round(duration, 3),
                 outcome=result.outcome,
                 policy=spec.policy_file,
+                left_behind=left_behind,
             )
     return result
+
+
+REMOVE_PATIENCE = 20.0  # seconds to keep trying when the engine is briefly unreachable
+
+
+def remove_reliably(engine: DockerEngine, container: str) -> bool:
+    """Remove `container`, retrying while the engine is unreachable (a restart); on giving up,
+    say so loudly with what to run, rather than leave it behind in silence."""
+    deadline = time.monotonic() + REMOVE_PATIENCE
+    delay = 0.2
+    while True:
+        try:
+            engine.remove(container)
+            return True
+        except EngineError as exc:
+            if time.monotonic() + delay > deadline:
+                logger.error(
+                    f"could not remove container {container[:12]} ({exc.message}); "
+                    "it is left behind: remove it with `policy clean` once the engine "
+                    "answers"
+                )
+                return False
+            time.sleep(delay)  # back-off between attempts while the engine restarts
+            delay = min(delay * 2, 2.0)
 
 
 def describe_oom(profile: Profile) -> str:
@@ -339,5 +369,4 @@ def detached(engine: DockerEngine, spec: LaunchSpec, remove: bool = True) -> Ite
         yield container
     finally:
         if remove:
-            with contextlib.suppress(EngineError):
-                engine.remove(container)
+            remove_reliably(engine, container)

@@ -30,7 +30,11 @@ def cpu_quota(cpus: float) -> int:
 
 
 def reserved_labels(
-    profile: Profile, policy_file: str, launch_id: str | None = None, project: Path | None = None
+    profile: Profile,
+    policy_file: str,
+    launch_id: str | None = None,
+    project: Path | None = None,
+    image: str | None = None,
 ) -> dict[str, str]:
     out = {
         L.PROFILE: profile.name,
@@ -42,6 +46,8 @@ def reserved_labels(
         out[L.PROJECT] = str(project)
     if launch_id:
         out[L.LAUNCH_ID] = launch_id
+    if image is not None and image != profile.image:
+        out[L.IMAGE] = image  # `--image`: the audit expects this image, not the profile's
     return out
 
 
@@ -126,7 +132,7 @@ def docker_run_argv(
         argv += ["--env", f"{key}={value}"]
     if profile.workdir is not None:
         argv += ["--workdir", profile.workdir]
-    all_labels = {**profile.labels, **reserved_labels(profile, policy_file)}
+    all_labels = {**profile.labels, **reserved_labels(profile, policy_file, image=image)}
     for key, value in sorted(all_labels.items()):
         argv += ["--label", f"{key}={value}"]
     argv.append(image or profile.image)
@@ -200,7 +206,7 @@ def compose_document(
             check["retries"] = hc.retries
         service["healthcheck"] = check
     service["labels"] = dict(
-        sorted({**profile.labels, **reserved_labels(profile, policy_file)}.items())
+        sorted({**profile.labels, **reserved_labels(profile, policy_file, image=image)}.items())
     )
     if command:
         service["command"] = command

@@ -7,7 +7,25 @@ Every message the user sees about a policy file is a `Diagnostic`, printed as
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import dataclass
+
+MAX_MESSAGE = 2000  # a message quoting a 1 MB key is still one readable line
+
+
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal and a line-based log: control characters, bidirectional and
+    other invisible format characters, and line separators become escapes, so policy input can
+    neither forge an output line nor reorder what a reviewer reads."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNSAFE else c
+        for c in text
+    )
 
 
 class Severity(enum.StrEnum):
@@ -30,7 +48,7 @@ class Location:
     col: int = 1
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
+        return f"{printable(self.path)}:{self.line}:{self.col}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,10 @@ class Diagnostic:
     profile: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.code}: {self.message}"
+        message = printable(self.message)
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 20] + f"... ({len(message)} chars)"
+        return f"{self.location}: {self.code}: {message}"
 
     def sort_key(self) -> tuple[Location, str, str]:
         return (self.location, self.code, self.message)

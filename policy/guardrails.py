@@ -168,6 +168,14 @@ def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
             )
             continue
         bad = False
+        bounds = _check_bounds(spec.field, schema)
+        if bounds is not None:
+            bad = True
+            problems.append(
+                Diagnostic(
+                    source.at((*keypath, "rules")), "bad-guardrail", f"guardrail {gid}: {bounds}"
+                )
+            )
         for rule, value in schema.items():
             try:
                 Validator({spec.field: {rule: value}})
@@ -202,6 +210,27 @@ def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
     return problems or Guardrails(source, tuple(items))
 
 
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
+NUMERIC_FIELDS = frozenset({"uid", "gid", "memory", "cpus", "pids_limit", "timeout"})
+
+
+def _check_bounds(field: str, rules: dict[str, Any]) -> str | None:
+    """min/max must compare like with like: cerberus swallows the TypeError of comparing a
+    number with a string, and such a guardrail would silently never fire."""
+    for rule in ("min", "max"):
+        if rule not in rules:
+            continue
+        value = rules[rule]
+        if field not in NUMERIC_FIELDS:
+            return (
+                f"{rule} applies only to the numeric fields "
+                f"({', '.join(sorted(NUMERIC_FIELDS))}), not to {field}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{rule} for {field} must be a number, got {_show(value)}"
+    return None
+
+
 def _check_patterns(rules: object) -> None:
     """Compile every `regex` in a (possibly nested) rule set; raise `re.error` on a bad one."""
     stack = [rules]
@@ -210,6 +239,10 @@ def _check_patterns(rules: object) -> None:
         if isinstance(item, dict):
             if isinstance(item.get("regex"), str):
                 re.compile(item["regex"])
+                if _NESTED_QUANTIFIER.search(item["regex"]):
+                    # Python's regex engine backtracks: `(a+)+b` takes exponential time on a
+                    # long non-matching value, and a guardrail must never hang validation.
+                    raise re.error("nested quantifiers such as (a+)+ can take exponential time")
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)

@@ -34,9 +34,11 @@ from policy.model import (
     WaiverInput,
 )
 from policy.pydantic_errors import diagnostics_from, did_you_mean
-from policy.source import SourceFile, display_path, read_toml
+from policy.source import SourceFile, display_path, read_regular, read_toml
 
 KeyPath = tuple[str | int, ...]
+MAX_SECCOMP_BYTES = 4 * 1024 * 1024
+MAX_DIRECTORY_DEPTH = 32
 _TOP_KEYS = tuple(PolicyFileInput.model_fields)
 _SECCOMP_ACTIONS = frozenset(
     {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
@@ -105,7 +107,7 @@ def policy_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     problems: list[Diagnostic] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*.toml") if not p.name.startswith("."))
+            found = _toml_files(path, problems)
             if not found:
                 problems.append(
                     Diagnostic(
@@ -122,6 +124,41 @@ def policy_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
                 Diagnostic(Location(display_path(path)), "not-found", "no such file or directory")
             )
     return list(dict.fromkeys(files)), problems
+
+
+def _toml_files(root: Path, problems: list[Diagnostic]) -> list[Path]:
+    """`*.toml` under `root`, sorted; iterative, depth-capped, not following directory symlinks
+    (so neither a deep tree nor a symlink loop can exhaust the stack or run forever)."""
+    found: list[Path] = []
+    stack = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            problems.append(
+                Diagnostic(
+                    Location(display_path(directory)), "unreadable", exc.strerror or str(exc)
+                )
+            )
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if depth + 1 > MAX_DIRECTORY_DEPTH:
+                    problems.append(
+                        Diagnostic(
+                            Location(display_path(Path(entry.path))),
+                            "too-deep",
+                            f"policy directories may be at most {MAX_DIRECTORY_DEPTH} levels deep",
+                        )
+                    )
+                else:
+                    stack.append((Path(entry.path), depth + 1))
+            elif entry.name.endswith(".toml"):
+                found.append(Path(entry.path))
+    return sorted(found)
 
 
 def default_project(paths: Sequence[Path]) -> Path:
@@ -592,18 +629,17 @@ def seccomp_from_json(document: Any, path: str | None = None) -> Seccomp | None:
 
 def read_seccomp(path: Path) -> Seccomp | str:
     """The custom seccomp profile in `path`, or a message saying what is wrong with it."""
+    raw = read_regular(path, MAX_SECCOMP_BYTES)
+    if isinstance(raw, tuple):
+        return f"{display_path(path)}: {raw[1]}"
     try:
-        if path.stat().st_size > 4 * 1024 * 1024:
-            return "file is larger than 4 MiB"
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return f"no such file: {path}"
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"cannot read {path}: {exc}"
-    try:
-        document = json.loads(text)
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
     except (json.JSONDecodeError, RecursionError) as exc:
         return f"not valid JSON: {exc}"
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        return f"not usable JSON: {exc}"
     seccomp = seccomp_from_json(document, str(path.resolve()))
     if seccomp is None:
         return (
@@ -632,7 +668,18 @@ def _check_source(
             )
         )
         return normal
-    resolved = (project / normal).resolve()
+    try:
+        resolved = (project / normal).resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError in Python 3.11)
+        problems.append(
+            Diagnostic(
+                where,
+                "mount-escape",
+                f"mount source {source!r} cannot be resolved: {exc}",
+                profile=profile,
+            )
+        )
+        return normal
     if resolved != project and project not in resolved.parents:
         problems.append(
             Diagnostic(

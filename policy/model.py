@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -40,11 +41,20 @@ def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("bad-value", message)
 
 
+def _no_invisible(value: str, what: str) -> None:
+    # Control and format characters (NUL, newline, right-to-left marks, zero-width spaces) make a
+    # path read differently from what the engine is given.
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise _fail(
+            f"{what} may not contain control or invisible characters (found U+{ord(bad):04X})"
+        )
+
+
 def _absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise _fail(f"container path must be absolute, got {value!r}")
-    if "\x00" in value or "\n" in value:
-        raise _fail("container path may not contain NUL or newline characters")
+    _no_invisible(value, "container path")
     normal = posixpath.normpath(value)
     if normal.startswith("//"):
         normal = "/" + normal.lstrip("/")
@@ -97,6 +107,11 @@ def _env_name(value: str) -> str:
         raise _fail(f"not an environment variable name: {value!r}")
     if value.lower().startswith(LABEL_NAMESPACE.replace(".", "_").replace("-", "_")):
         raise _fail("environment names in the engine's reserved namespace may not be set")
+    return value
+
+
+def _host_path(value: str) -> str:
+    _no_invisible(value, "mount source")
     return value
 
 
@@ -161,7 +176,7 @@ class TmpfsInput(_Input):
 class MountInput(_Input):
     """A bind mount; read-only unless `writable = true`."""
 
-    source: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_text)]
+    source: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_host_path)]
     target: ContainerPath
     writable: bool = False
 
@@ -298,11 +313,21 @@ class Profile(_Canonical):
 
     @property
     def uid(self) -> int | None:
-        return None if self.user is None else units.parse_user(self.user)[0]
+        """The numeric uid, or None when unset or a name (only observed containers have names:
+        policy input refuses them)."""
+        return self._ids()[0]
 
     @property
     def gid(self) -> int | None:
-        return None if self.user is None else units.parse_user(self.user)[1]
+        return self._ids()[1]
+
+    def _ids(self) -> tuple[int | None, int | None]:
+        if self.user is None:
+            return None, None
+        try:
+            return units.parse_user(self.user)
+        except units.UnitError:
+            return None, None
 
     @property
     def capabilities(self) -> frozenset[str]:

@@ -67,6 +67,11 @@ def _within(path: str, roots: tuple[str, ...]) -> bool:
 def _root_user(p: Profile, ctx: Context) -> Iterator[Violation]:
     if p.user is None:
         yield Violation("no user is set, so the image's user (often root) applies", ("user",))
+    elif p.uid is None:
+        yield Violation(
+            f"runs as the user name {p.user!r}, which resolves inside the image and may be root",
+            ("user",),
+        )
     elif p.uid == 0:
         yield Violation("runs as uid 0 (root)", ("user",))
 

@@ -7,6 +7,7 @@ located `Diagnostic` and no data, so the loader can go on and report every file 
 from __future__ import annotations
 
 import re
+import stat
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,28 +48,65 @@ class SourceFile:
 
 
 def display_path(path: Path) -> str:
-    """The path as the user would type it: relative to the working directory when inside it."""
+    """The path as the user would type it: relative to the working directory when inside it.
+
+    Bytes that are not UTF-8 (kept by Python as surrogates) are shown as escapes, so printing the
+    name can never fail.
+    """
     try:
-        return str(path.relative_to(Path.cwd()))
+        text = str(path.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        text = str(path)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def read_regular(path: Path, limit: int) -> bytes | tuple[str, str]:
+    """At most `limit` bytes of a regular file, or (error id, message).
+
+    Anything but a regular file is refused before it is opened: a FIFO would block forever and a
+    device such as /dev/zero never ends.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return ("not-found", "no such file or directory")
+    except PermissionError:
+        return ("unreadable", "permission denied")
+    except OSError as exc:  # a symlink loop, a name too long, ...
+        return ("unreadable", exc.strerror or str(exc))
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        return ("not-a-file", f"is {kind}, expected a regular file")
+    if info.st_size > limit:
+        return ("too-large", f"file is larger than {limit >> 20} MiB")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except PermissionError:
+        return ("unreadable", "permission denied")
+    except OSError as exc:
+        return ("unreadable", exc.strerror or str(exc))
+    if len(raw) > limit:
+        return ("too-large", f"file is larger than {limit >> 20} MiB")
+    return raw
 
 
 def read_toml(path: Path) -> SourceFile | Diagnostic:
     """Parse `path`; return the file, or the one diagnostic that says why it could not be read."""
     display = display_path(path)
     here = Location(display)
-    try:
-        if path.is_dir():
-            return Diagnostic(here, "not-a-file", "is a directory, expected a TOML file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except PermissionError:
-        return Diagnostic(here, "unreadable", "permission denied")
-    except OSError as exc:
-        return Diagnostic(here, "unreadable", exc.strerror or str(exc))
-    if len(raw) > MAX_FILE_BYTES:
-        return Diagnostic(here, "too-large", f"file is larger than {MAX_FILE_BYTES >> 20} MiB")
+    raw = read_regular(path, MAX_FILE_BYTES)
+    if isinstance(raw, tuple):
+        return Diagnostic(here, raw[0], raw[1])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -96,4 +134,10 @@ def read_toml(path: Path) -> SourceFile | Diagnostic:
         return Diagnostic(Location(display, line, col), "syntax", message[:1].lower() + message[1:])
     except RecursionError:
         return Diagnostic(here, "syntax", "nesting too deep")
+    except ValueError as exc:  # integers longer than Python converts (4300 digits)
+        match = re.search(r"[0-9_]{4000,}", text)
+        start = match.start() if match else 0
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        return Diagnostic(Location(display, line, col), "syntax", f"number too long: {exc}")
     return SourceFile(path, display, data, text)

@@ -14,12 +14,12 @@ from fractions import Fraction
 
 # Binary multipliers, as Docker uses them (`--memory 1g` is 1 GiB): `k`, `kb`, `kib` all mean KiB.
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE | re.ASCII)
 # The engine stores sizes as signed 64-bit integers.
 MAX_SIZE = (1 << 63) - 1
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", re.ASCII)
 MAX_DURATION = 7 * 24 * 3600.0
 
 MAX_CPUS = 1024
@@ -169,12 +169,10 @@ def parse_cpus(value: object) -> float:
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise UnitError(
-                f"expected a number of CPUs such as 1, 2 or 0.5, got {value!r}"
-            ) from None
+        # ASCII digits only: float() would also take look-alikes such as Bengali digits.
+        if not re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", value.strip(), re.ASCII):
+            raise UnitError(f"expected a number of CPUs such as 1, 2 or 0.5, got {value!r}")
+        number = float(value.strip())
     else:
         raise UnitError(f"expected a number of CPUs such as 1, 2 or 0.5, got {_show(value)}")
     if not math.isfinite(number) or number <= 0:
@@ -230,7 +228,7 @@ def capabilities_from_mask(mask: int) -> frozenset[str]:
     return frozenset(name for name, bit in CAPABILITIES.items() if mask >> bit & 1)
 
 
-_ID_RE = re.compile(r"\d{1,10}")
+_ID_RE = re.compile(r"[0-9]{1,10}")
 MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "no change" to the kernel
 
 

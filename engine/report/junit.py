@@ -17,12 +17,12 @@ class JunitFormat:
         root = ET.Element("testsuites", name="policy audit")
         for host in report.hosts:
             suite = ET.SubElement(root, "testsuite", name=host)
-            tests = failures = 0
+            tests = failures = errors = 0
             for f in (f for f in report.host_findings if f.host == host):
                 case = ET.SubElement(suite, "testcase", classname=host, name=f.rule)
                 ET.SubElement(case, "error", message=f.message)
                 tests += 1
-                failures += 1
+                errors += 1  # the audit could not run there: an error, not a failed check
             for c in (c for c in report.containers if c.host == host):
                 by_rule: dict[str, list[str]] = {}
                 for f in c.findings:
@@ -40,4 +40,5 @@ class JunitFormat:
                         failure.text = "\n".join(by_rule[rule_id])
             suite.set("tests", str(tests))
             suite.set("failures", str(failures))
+            suite.set("errors", str(errors))
         return ET.tostring(root, encoding="unicode", xml_declaration=True)
