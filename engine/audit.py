@@ -27,6 +27,7 @@ from policy.canonical import SOURCE_KEY, canonical_document, digest
 from policy.diagnostics import Location, Severity
 from policy.errors import EngineError
 from policy.loader import Policy
+from policy.model import Profile
 from policy.rules import RULES, Context
 
 INSPECT_WORKERS = 16
@@ -195,6 +196,11 @@ class Auditor:
                     **base,
                 )
             )
+            # Labels are only a claim: whatever they say, what runs must meet the rules. (Two
+            # hand-set labels must not turn a privileged container into a mere warning.)
+            findings.extend(
+                self._rule_findings(profile_from_inspect(inspect, image), base, profile_name)
+            )
         else:
             for d in drifts:
                 key = SOURCE_KEY.get(d.field, d.field)
@@ -247,7 +253,12 @@ class Auditor:
     def _unmanaged(
         self, inspect: dict[str, Any], image: dict[str, Any], base: dict[str, Any]
     ) -> list[Finding]:
-        profile = profile_from_inspect(inspect, image)
+        return self._rule_findings(profile_from_inspect(inspect, image), base, None)
+
+    def _rule_findings(
+        self, profile: Profile, base: dict[str, Any], declared: str | None
+    ) -> list[Finding]:
+        """The security rules and guardrails applied to a container as it is."""
         ctx = Context(self.policy.project)
         findings = [
             Finding(
@@ -256,6 +267,7 @@ class Auditor:
                 rule.severity,
                 f"{rule.title}: {v.message}",
                 location=self._rule_location,
+                profile=declared,
                 **base,
             )
             for rule in RULES
@@ -273,6 +285,7 @@ class Auditor:
                             g.severity,
                             f"{g.description}: {message}",
                             location=g.source.at(("guardrails", g.id)),
+                            profile=declared,
                             **base,
                         )
                     )

@@ -161,8 +161,14 @@ class DockerEngine:
         """Remove a container and its anonymous volumes; a container already gone is fine."""
         import docker.errors
 
-        with contextlib.suppress(docker.errors.NotFound), self.errors("remove the container"):
-            self.api.remove_container(container, v=True, force=True)
+        with self.errors("remove the container"):
+            try:
+                self.api.remove_container(container, v=True, force=True)
+            except docker.errors.NotFound:
+                pass  # inside errors(), which would otherwise turn it into a failure
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc.explanation or ""):
+                    raise
 
     def containers(self, filters: dict[str, Any], all: bool = True) -> list[dict[str, Any]]:
         with self.errors("list containers"):

@@ -10,6 +10,7 @@ import enum
 import unicodedata
 from dataclasses import dataclass
 
+MAX_PATH_SHOWN = 1000
 MAX_MESSAGE = 2000  # a message quoting a 1 MB key is still one readable line
 
 
@@ -48,7 +49,10 @@ class Location:
     col: int = 1
 
     def __str__(self) -> str:
-        return f"{printable(self.path)}:{self.line}:{self.col}"
+        path = printable(self.path)
+        if len(path) > MAX_PATH_SHOWN:  # a legal 4 KiB path, each odd byte escaped 6-fold
+            path = path[:200] + "..." + path[-(MAX_PATH_SHOWN - 203) :]
+        return f"{path}:{self.line}:{self.col}"
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,33 @@ def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
     return problems or Guardrails(source, tuple(items))
 
 
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
+def _can_backtrack(pattern: str) -> bool:
+    """Whether `pattern` repeats (more than once) something that itself repeats or branches:
+    the shape of every catastrophic-backtracking regex. Conservative: some safe patterns, such
+    as `([a-z]+/)*`, are refused too, which costs a rewrite, never a hang."""
+    import re._parser as sre  # the parser `re` itself uses (Python >= 3.11)
+
+    repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+
+    def risky(items: Any, inside_repeat: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                low, high, sub = arg
+                if inside_repeat or risky(sub, inside_repeat=high > 1):
+                    return True
+            elif op is sre.BRANCH:
+                if inside_repeat or any(risky(b, inside_repeat) for b in arg[1]):
+                    return True
+            elif op is sre.SUBPATTERN:
+                if risky(arg[-1], inside_repeat):
+                    return True
+            elif op in (sre.ASSERT, sre.ASSERT_NOT) and risky(arg[1], inside_repeat):
+                return True
+        return False
+
+    return risky(sre.parse(pattern), inside_repeat=False)
+
+
 NUMERIC_FIELDS = frozenset({"uid", "gid", "memory", "cpus", "pids_limit", "timeout"})
 
 
@@ -239,10 +265,13 @@ def _check_patterns(rules: object) -> None:
         if isinstance(item, dict):
             if isinstance(item.get("regex"), str):
                 re.compile(item["regex"])
-                if _NESTED_QUANTIFIER.search(item["regex"]):
-                    # Python's regex engine backtracks: `(a+)+b` takes exponential time on a
-                    # long non-matching value, and a guardrail must never hang validation.
-                    raise re.error("nested quantifiers such as (a+)+ can take exponential time")
+                if _can_backtrack(item["regex"]):
+                    # Python's regex engine backtracks: `(a+)+b` or `(a|a)+b` take exponential
+                    # time on a long non-matching value, and a guardrail must never hang.
+                    raise re.error(
+                        "a repeated group that itself repeats or alternates, such as (a+)+ or "
+                        "(a|b)+, can take exponential time; rewrite it without the nesting"
+                    )
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)

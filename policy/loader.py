@@ -107,8 +107,9 @@ def policy_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     problems: list[Diagnostic] = []
     for path in paths:
         if path.is_dir():
+            before = len(problems)
             found = _toml_files(path, problems)
-            if not found:
+            if not found and len(problems) == before:
                 problems.append(
                     Diagnostic(
                         Location(display_path(path)),
@@ -638,8 +639,8 @@ def read_seccomp(path: Path) -> Seccomp | str:
         return "not valid UTF-8"
     except (json.JSONDecodeError, RecursionError) as exc:
         return f"not valid JSON: {exc}"
-    except ValueError as exc:  # e.g. an integer longer than Python converts
-        return f"not usable JSON: {exc}"
+    except ValueError:  # an integer longer than Python converts
+        return "not usable JSON: a number in it is too long (more than 4300 digits)"
     seccomp = seccomp_from_json(document, str(path.resolve()))
     if seccomp is None:
         return (

@@ -134,10 +134,13 @@ def read_toml(path: Path) -> SourceFile | Diagnostic:
         return Diagnostic(Location(display, line, col), "syntax", message[:1].lower() + message[1:])
     except RecursionError:
         return Diagnostic(here, "syntax", "nesting too deep")
-    except ValueError as exc:  # integers longer than Python converts (4300 digits)
-        match = re.search(r"[0-9_]{4000,}", text)
-        start = match.start() if match else 0
+    except ValueError:  # an integer longer than Python converts (4300 digits)
+        # The value, not any long digit run (which could sit inside a string earlier on).
+        match = re.search(r"=[ \t]*[+-]?([0-9_]{4000,})", text)
+        start = match.start(1) if match else 0
         line = text.count("\n", 0, start) + 1
         col = start - (text.rfind("\n", 0, start) + 1) + 1
-        return Diagnostic(Location(display, line, col), "syntax", f"number too long: {exc}")
+        return Diagnostic(
+            Location(display, line, col), "syntax", "number too long (more than 4300 digits)"
+        )
     return SourceFile(path, display, data, text)

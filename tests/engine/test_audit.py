@@ -42,7 +42,6 @@ from engine.docker_engine import DockerEngine
 from engine.translate import reserved_labels
 from policy.loader import Policy
 from policy.rules import RULES_BY_ID, SENSITIVE_HOST_PATHS
-from policy.units import UnitError
 from tests.conftest import POLICIES, ROOT, TEST_IMAGE
 from tests.conftest import new_name as _new_name
 
@@ -790,12 +789,6 @@ def test_watch_sees_a_container_started_after_it(
     assert "stopped watching" in stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/watch.py:73-76: 'watching' is printed as soon as the threads start, "
-    "before engine.events() has opened the stream (the SDK is imported and connects in the "
-    "thread), so a container started right after the message can be missed",
-)
 def test_watch_says_watching_only_once_subscribed(
     shipped: Policy, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -854,12 +847,6 @@ def test_watch_deep_checks_the_kernel_on_update(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/watch.py:50: watch passes local=engine.url is None, unlike "
-    "Auditor._is_local (unix:// is local), so --watch --deep --host unix://... never "
-    "checks the kernel",
-)
 def test_watch_deep_with_an_explicit_local_host_checks_the_kernel(
     watching: Callable[..., Watcher], launched: Callable[..., str], container_names: list[str]
 ) -> None:
@@ -870,12 +857,6 @@ def test_watch_deep_with_an_explicit_local_host_checks_the_kernel(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/watch.py:33-35: name= and id= filters are passed to the events API, "
-    "which has no such filters (it has container=), so --watch --filter name=X audits "
-    "every container that starts",
-)
 def test_watch_respects_a_name_filter(
     watching: Callable[..., Watcher], container_names: list[str]
 ) -> None:
@@ -891,12 +872,6 @@ def test_watch_respects_a_name_filter(
     assert {f["name"] for f in seen} == {wanted}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/watch.py:70-71 (with engine/audit.py:_unmanaged): an exception while "
-    "auditing one container (a named user raises UnitError) silently ends the engine's "
-    "watch thread, and watch() then returns as if stopped; nothing is said on stderr",
-)
 def test_watch_survives_a_container_it_cannot_judge(
     watching: Callable[..., Watcher], container_names: list[str]
 ) -> None:
@@ -914,11 +889,6 @@ def test_watch_survives_a_container_it_cannot_judge(
     assert code == 1 and "stopped watching" in stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/cli.py:751 (cmd_audit): with --watch, --output is silently ignored "
-    "(findings go to stdout); expected a usage error, exit 2",
-)
 def test_watch_with_output_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "audit", "--watch", "--policies", str(POLICIES),
@@ -943,14 +913,6 @@ def test_watch_with_output_is_a_usage_error(tmp_path: Path) -> None:
 # -- bugs found while writing these tests ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnitError,
-    reason="BUG engine/audit.py:_unmanaged -> policy/rules.py:70 (_root_user) -> "
-    "policy/model.py:301 (Profile.uid): an unmanaged container whose user is a name "
-    "(--user testuser, or an image's USER node) raises UnitError, which escapes "
-    "audit_host's pool.map and aborts the whole audit with a traceback",
-)
 def test_a_container_with_a_named_user_does_not_break_the_audit(
     started: Callable[[list[str]], Any],
 ) -> None:
@@ -962,12 +924,6 @@ def test_a_container_with_a_named_user_does_not_break_the_audit(
     assert code == 1 and entry["findings"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/audit.py:151-164: when the digest label differs, every drift is "
-    "folded into one 'stale' WARNING, so anyone can hide a --privileged container from "
-    "`policy audit` (exit 0) by adding two labels by hand (profile and any old digest)",
-)
 def test_forged_labels_do_not_hide_a_privileged_container(
     started: Callable[[list[str]], Any], shipped: Policy
 ) -> None:
@@ -980,12 +936,6 @@ def test_forged_labels_do_not_hide_a_privileged_container(
     assert code == 1, findings(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/audit.py:148 with engine/translate.py:reserved_labels: "
-    "`policy run PROFILE --image IMG` is a verified launch, but the override is not "
-    "recorded in the labels, so the audit reports it as image drift",
-)
 def test_a_launch_with_another_image_audits_clean(launched: Callable[..., str]) -> None:
     other = f"cp-test-other-{uuid.uuid4().hex[:8]}:v1"
     docker("tag", TEST_IMAGE, other)

@@ -495,12 +495,6 @@ def test_compare_kernel(policy: Policy, image: dict[str, Any], tmp_path: Path) -
     assert compare_kernel(expected, {**view, "gid": 0}) == [("gid", 1001, 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/deep.py:126-130: an empty kernel view (the process exited between "
-    "Auditor._kernel's /proc/<pid> check and kernel_view's read) is reported as "
-    "'tmpfs /tmp: not mounted', a false kernel finding",
-)
 def test_compare_kernel_with_nothing_known_claims_nothing(
     policy: Policy, image: dict[str, Any]
 ) -> None:

@@ -258,7 +258,7 @@ def test_mount_source_with_a_newline_is_refused_not_rendered(project: Path) -> N
     policies = write_policy(project, {**BASE_PROFILE, "mounts": mounts})
     code, out, err = cli("render", "probe", "--policies", str(policies))
     assert code == 2, (out, err)
-    assert out == "" and "control character" in err and not has_traceback(err)
+    assert out == "" and "control or invisible characters" in err and not has_traceback(err)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -140,13 +140,6 @@ def removed_afterwards(client: Any, spec: LaunchSpec) -> Iterator[None]:
 
 
 PROMPT = 3.0  # seconds from the interrupt to `run` giving it back: a bound, not a benchmark
-SLOW_INTERRUPT_BUG = (
-    "BUG engine/launcher.py run() finally (line 290, `output.text()` -> _Output.text(wait=5.0)): "
-    "interrupted after attach but before start, the attach stream of a container that never "
-    "started is not closed when the container is removed, so Ctrl-C takes 5 s more to return. "
-    "Fix: only wait for the output thread if the container was started (track a `started` "
-    "flag; `output.text(wait=5.0 if started else 0)`), or close the attach response."
-)
 
 
 @pytest.mark.parametrize(
@@ -154,9 +147,7 @@ SLOW_INTERRUPT_BUG = (
     [
         pytest.param(
             s,
-            marks=pytest.mark.xfail(strict=True, reason=SLOW_INTERRUPT_BUG, raises=AssertionError)
-            if s == "before-start"
-            else (),
+            marks=(),
         )
         for s in STEPS
     ],

@@ -180,9 +180,10 @@ def long_duration(repeat: int = 500_000) -> Writer:
     return text(BASE.replace('timeout = "5m"', 'timeout = "' + "1h" * repeat + '"'))
 
 
-def huge_number(digits: int = 5000) -> Writer:
-    """An integer literal with `digits` digits (Python refuses to convert more than 4300)."""
-    return text(BASE.replace("pids_limit = 64", "pids_limit = " + "9" * digits))
+def huge_number(digits: int = 5000, before: str = "") -> Writer:
+    """An integer literal with `digits` digits (Python refuses to convert more than 4300);
+    `before` goes into the profile ahead of it."""
+    return text(HEAD + before + CLEAN.replace("pids_limit = 64", "pids_limit = " + "9" * digits))
 
 
 def over_cap_sparse(size: int = 40 * MIB) -> Writer:
@@ -215,15 +216,16 @@ def deep_header(depth: int) -> Writer:
     return text(BASE + "\n[profiles.app" + ".a" * depth + "]\nx = 1\n")
 
 
-def deep_directories(depth: int, content: str) -> Writer:
-    """`policies/d/d/.../d/policy.toml`, `depth` directories down."""
+def deep_directories(depth: int, content: str, name: str | bytes = "d") -> Writer:
+    """`policies/d/d/.../d/policy.toml`, `depth` directories named `name` down (made relative to
+    the working directory, so the path may be longer than PATH_MAX)."""
 
     def write(project: Path) -> Path:
         directory = policies(project)
         with contextlib.chdir(directory):
             for _ in range(depth):
-                os.mkdir("d")
-                os.chdir("d")
+                os.mkdir(name)
+                os.chdir(name)
             Path("policy.toml").write_text(content)
         return directory
 
@@ -327,6 +329,13 @@ def guardrails_symlink(target: str) -> Writer:
     return write
 
 
+def guardrails_fifo(project: Path) -> Path:
+    directory = policies(project)
+    (directory / "policy.toml").write_text(BASE)
+    os.mkfifo(directory / "guardrails.toml")
+    return directory
+
+
 def guardrails_bytes(content: bytes) -> Writer:
     def write(project: Path) -> Path:
         directory = policies(project)
@@ -399,24 +408,29 @@ def loop_links(project: Path) -> None:
 
 
 def remove_tree(root: Path) -> None:
-    """`shutil.rmtree` without recursion (which overflows on the 1200-level tree) or links."""
+    """`shutil.rmtree` without recursion (which overflows on the 1200-level tree), without
+    following links, and with names relative to the working directory (a tree whose paths are
+    longer than PATH_MAX cannot be removed by full path)."""
     if not os.path.lexists(root):
         return
     if not os.path.isdir(root) or os.path.islink(root):
         os.unlink(root)
         return
-    stack = [os.fspath(root)]
-    while stack:
-        current = stack[-1]
-        subdirectories: list[str] = []
-        with os.scandir(current) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirectories.append(entry.path)
-                else:
-                    os.unlink(entry.path)
-        if subdirectories:
-            stack.extend(subdirectories)
-        else:
-            os.rmdir(current)
-            stack.pop()
+    below: list[str] = []  # the directories entered below `root`
+    with contextlib.chdir(root):
+        while True:
+            with os.scandir(".") as entries:
+                listed = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+            subdirectory = next((name for name, is_dir in listed if is_dir), None)
+            for name, is_dir in listed:
+                if not is_dir:
+                    os.unlink(name)
+            if subdirectory is not None:
+                os.chdir(subdirectory)
+                below.append(subdirectory)
+            elif below:
+                os.chdir("..")
+                os.rmdir(below.pop())
+            else:
+                break
+    os.rmdir(root)
