@@ -214,14 +214,14 @@ def _can_backtrack(pattern: str) -> bool:
     """Whether `pattern` repeats (more than once) something that itself repeats or branches:
     the shape of every catastrophic-backtracking regex. Conservative: some safe patterns, such
     as `([a-z]+/)*`, are refused too, which costs a rewrite, never a hang."""
-    import re._parser as sre  # the parser `re` itself uses (Python >= 3.11)
+    import re._parser as sre  # type: ignore[import-not-found]  # the parser `re` uses itself
 
     repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
     def risky(items: Any, inside_repeat: bool) -> bool:
         for op, arg in items:
             if op in repeats:
-                low, high, sub = arg
+                _low, high, sub = arg
                 if inside_repeat or risky(sub, inside_repeat=high > 1):
                     return True
             elif op is sre.BRANCH:
