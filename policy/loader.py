@@ -146,7 +146,16 @@ def _toml_files(root: Path, problems: list[Diagnostic]) -> list[Path]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False) and entry.name.endswith(".toml"):
+                # Named like a policy file: almost certainly a mistake, so say so.
+                problems.append(
+                    Diagnostic(
+                        Location(display_path(Path(entry.path))),
+                        "not-a-file",
+                        "is a directory, expected a TOML file",
+                    )
+                )
+            elif entry.is_dir(follow_symlinks=False):
                 if depth + 1 > MAX_DIRECTORY_DEPTH:
                     problems.append(
                         Diagnostic(

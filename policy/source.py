@@ -100,6 +100,37 @@ def read_regular(path: Path, limit: int) -> bytes | tuple[str, str]:
     return raw
 
 
+def _deep_nesting_at(text: str, limit: int = 100) -> tuple[int, int]:
+    """The start of the line whose value nests `[`/`{` deeper than `limit` (strings and comments
+    skipped roughly: this only places an error the parser has already found)."""
+    depth, line, col, quote, comment = 0, 1, 0, "", False
+    start = (1, 1)
+    lines = text.split("\n")
+    for char in text:
+        col += 1
+        if char == "\n":
+            line, col, comment = line + 1, 0, False
+        elif comment:
+            continue
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            if depth == 0:
+                here = lines[line - 1]
+                start = (line, len(here) - len(here.lstrip()) + 1)
+            depth += 1
+            if depth > limit:
+                return start
+        elif char in "]}":
+            depth -= 1
+    return 1, 1
+
+
 def read_toml(path: Path) -> SourceFile | Diagnostic:
     """Parse `path`; return the file, or the one diagnostic that says why it could not be read."""
     display = display_path(path)
@@ -133,7 +164,8 @@ def read_toml(path: Path) -> SourceFile | Diagnostic:
             message = re.sub(r"\s*\(at end of document\)", "", message) + " at end of file"
         return Diagnostic(Location(display, line, col), "syntax", message[:1].lower() + message[1:])
     except RecursionError:
-        return Diagnostic(here, "syntax", "nesting too deep")
+        line, col = _deep_nesting_at(text)
+        return Diagnostic(Location(display, line, col), "syntax", "nesting too deep")
     except ValueError:  # an integer longer than Python converts (4300 digits)
         # The value, not any long digit run (which could sit inside a string earlier on).
         match = re.search(r"=[ \t]*[+-]?([0-9_]{4000,})", text)

@@ -583,7 +583,7 @@ CASES: list[Case] = [
         "bad-value",
         EXTRA,
         29,
-        "newline",
+        "U+000A",
     ),
     Case(
         "mount-source-dotdot",
