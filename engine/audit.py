@@ -45,6 +45,7 @@ class Auditor:
         self._digests = {name: digest(p) for name, p in policy.profiles.items()}
         self._waivers = {(w.profile, w.rule) for w in policy.waivers if w.expires > self.today}
         self._rule_location = Location(policy.files[0]) if policy.files else Location("policies")
+        self._expected: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     # -- many hosts -----------------------------------------------------------------------------
 
@@ -178,7 +179,18 @@ class Auditor:
         }
         if extra_env:
             profile = profile.model_copy(update={"env": {**profile.env, **extra_env}})
-        expected = expected_settings(profile, self.policy.project, image, labels.get(L.IMAGE))
+        # Containers of one profile and image share their expected settings (which resolve
+        # mount sources on disk): computed once per audit, not once per container.
+        memo = (
+            profile_name,
+            inspect.get("Image"),
+            tuple(sorted(extra_env.items())),
+            labels.get(L.IMAGE),
+        )
+        expected = self._expected.get(memo)
+        if expected is None:
+            expected = expected_settings(profile, self.policy.project, image, labels.get(L.IMAGE))
+            self._expected[memo] = expected
         drifts = diff(expected, observed)
         findings: list[Finding] = []
         if labels.get(L.DIGEST) != self._digests[profile_name]:

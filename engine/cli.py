@@ -602,14 +602,18 @@ def _run_workers(args: argparse.Namespace) -> int:
 
     count = args.workers
     group = uuid.uuid4().hex[:10]
-    specs = []
-    for index in range(count):
-        spec = _spec(
-            args, {"SHARD_INDEX": str(index), "SHARD_COUNT": str(count)}, f"{group}-{index}"
+    base = _spec(args)  # the policy is loaded and validated once for all workers
+    assert isinstance(base, LaunchSpec)
+    specs = [
+        dataclasses.replace(
+            base,
+            env={"SHARD_INDEX": str(index), "SHARD_COUNT": str(count)},
+            launch_id=f"{group}-{index}",
         )
-        assert isinstance(spec, LaunchSpec)
-        specs.append(spec)
+        for index in range(count)
+    ]
     engine = DockerEngine()
+    engine.version()  # connect (and fail clearly) once, before the workers start
     results: dict[int, RunResult | BaseException] = {}
     tty = sys.stderr.isatty()
     pool = cf.ThreadPoolExecutor(max_workers=count)

@@ -9,12 +9,37 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from policy.errors import EngineError
 
 POOL_SIZE = 32
+API_VERSION = "1.41"
+
+
+def _keep_alive(api: Any) -> None:
+    """One connection pool per unix socket, so concurrent inspects reuse kept-alive connections.
+
+    docker-py's unix adapter keys its pools by the full request URL: every container inspect
+    (a different URL) would open a new connection. Keying by the socket instead is the whole fix.
+    """
+    from docker.transport import UnixHTTPAdapter
+
+    adapter = api.adapters.get("http+docker://")
+    if not isinstance(adapter, UnixHTTPAdapter):
+        return
+
+    class OnePoolPerSocket(UnixHTTPAdapter):  # type: ignore[misc]
+        def get_connection(self, url: str, proxies: Any = None) -> Any:
+            return super().get_connection("http+docker://localhost", proxies)
+
+    shared = OnePoolPerSocket(
+        "http+unix://" + adapter.socket_path, timeout=adapter.timeout, max_pool_size=POOL_SIZE
+    )
+    api.mount("http+docker://", shared)
+    api._custom_adapter = shared  # what APIClient.close() closes
 
 
 def _describe(url: str | None) -> str:
@@ -28,6 +53,7 @@ class DockerEngine:
         self.url = url
         self.timeout = timeout
         self._api: Any = None
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -35,17 +61,27 @@ class DockerEngine:
 
     @property
     def api(self) -> Any:
-        """The docker SDK `APIClient`, connected on first use."""
-        if self._api is None:
-            import docker
+        """The docker SDK `APIClient`, connected on first use (once, even from many threads)."""
+        with self._lock:
+            if self._api is None:
+                import docker
 
-            with self.errors("connect to"):
-                if self.url:
-                    self._api = docker.APIClient(
-                        base_url=self.url, timeout=self.timeout, version="auto"
+                with self.errors("connect to"):
+                    kwargs: dict[str, Any] = (
+                        {"base_url": self.url} if self.url else docker.utils.kwargs_from_env()
                     )
-                else:
-                    self._api = docker.from_env(timeout=self.timeout).api
+                    if self.url and self.url.startswith("ssh://"):
+                        kwargs["use_ssh_client"] = True
+                    # A pinned API version saves the /version round trip of "auto" on every
+                    # client; 1.41 is Docker 20.10, and later engines still accept it.
+                    api = docker.APIClient(
+                        timeout=self.timeout,
+                        version=os.environ.get("DOCKER_API_VERSION", API_VERSION),
+                        max_pool_size=POOL_SIZE,
+                        **kwargs,
+                    )
+                    _keep_alive(api)
+                    self._api = api
         return self._api
 
     @contextlib.contextmanager

@@ -198,10 +198,17 @@ def _ns(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1e9)
 
 
-def verify(engine: DockerEngine, spec: LaunchSpec, container: str) -> dict[str, Any]:
+def verify(
+    engine: DockerEngine,
+    spec: LaunchSpec,
+    container: str,
+    image_document: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Inspect what the engine created and compare it with the profile; the inspect if equal."""
     inspect = engine.inspect_container(container)
-    image = engine.inspect_image(inspect["Image"]).get("Config") or {}
+    if image_document is None or image_document.get("Id") != inspect["Image"]:
+        image_document = engine.inspect_image(inspect["Image"])
+    image = image_document.get("Config") or {}
     expected = expected_settings(spec.effective, spec.project, image, spec.image)
     drifts = diff(expected, observed_settings(inspect, image))
     if drifts:
@@ -211,11 +218,11 @@ def verify(engine: DockerEngine, spec: LaunchSpec, container: str) -> dict[str, 
 
 def create_verified(engine: DockerEngine, spec: LaunchSpec, tty: bool = False) -> str:
     """Create the container and verify it; on any failure it is removed and nothing started."""
-    engine.inspect_image(spec.image or spec.profile.image)  # a clear error before creating
+    image = engine.inspect_image(spec.image or spec.profile.image)  # a clear error first
     prepare_mounts(spec.profile, spec.project)
     try:
         container = engine.create(**create_request(engine, spec, tty))
-        verify(engine, spec, container)
+        verify(engine, spec, container, image)
     except BaseException:
         # By name: the id is unknown if the create call itself was interrupted.
         remove_reliably(engine, spec.name)

@@ -11,11 +11,12 @@ the policy directory (for `policies/`, the directory that holds it), or `--proje
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -517,7 +518,11 @@ def _build_profile(
     cache: dict[tuple[str, str], Any],
 ) -> Profile | None:
     """The effective profile from its merged settings (which it must not mutate: shared)."""
-    header = decl.source.at(decl.keypath)
+
+    # Locations are computed only for messages: a valid profile never scans its file.
+    def header() -> Location:
+        return decl.source.at(decl.keypath)
+
     before = len(problems)
 
     def at(path: KeyPath) -> Location:
@@ -526,12 +531,12 @@ def _build_profile(
             origin = origins.get(path[:end])
             if origin is not None:
                 return origin.source.at((*origin.keypath, *path[end:]))
-        return header
+        return header()
 
     if "image" not in merged:
         problems.append(
             Diagnostic(
-                header,
+                header(),
                 "missing-key",
                 f"profile '{name}' has no image (set it here, in a parent or in [defaults])",
                 profile=name,
@@ -560,11 +565,16 @@ def _build_profile(
     merged["mounts"] = [dict(m) for m in merged.get("mounts", [])]
     for index, mount in enumerate(merged["mounts"]):
         origin = origins[("mounts",)]
-        where = origin.source.at((*origin.keypath, index, "source"))
         key = ("source", mount["source"])
         if key not in cache:
             before_check = len(problems)
-            cache[key] = _check_source(mount["source"], project, where, name, problems)
+            cache[key] = _check_source(
+                mount["source"],
+                project,
+                functools.partial(origin.source.at, (*origin.keypath, index, "source")),
+                name,
+                problems,
+            )
             if len(problems) > before_check:
                 del cache[key]  # report it for every profile that uses it
         mount["source"] = cache.get(key, mount["source"])
@@ -661,7 +671,11 @@ def read_seccomp(path: Path) -> Seccomp | str:
 
 
 def _check_source(
-    source: str, project: Path, where: Location, profile: str, problems: list[Diagnostic]
+    source: str,
+    project: Path,
+    where: Callable[[], Location],
+    profile: str,
+    problems: list[Diagnostic],
 ) -> str:
     """The canonical source; relative sources must stay inside the project, symlinks included."""
     if os.path.isabs(source):
@@ -670,7 +684,7 @@ def _check_source(
     if normal == ".." or normal.startswith("../"):
         problems.append(
             Diagnostic(
-                where,
+                where(),
                 "mount-escape",
                 f"mount source {source!r} leaves the project directory "
                 f"{project}; use an absolute path if that is intended",
@@ -683,7 +697,7 @@ def _check_source(
     except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError in Python 3.11)
         problems.append(
             Diagnostic(
-                where,
+                where(),
                 "mount-escape",
                 f"mount source {source!r} cannot be resolved: {exc}",
                 profile=profile,
@@ -693,7 +707,7 @@ def _check_source(
     if resolved != project and project not in resolved.parents:
         problems.append(
             Diagnostic(
-                where,
+                where(),
                 "mount-escape",
                 f"mount source {source!r} resolves through a symlink to "
                 f"{resolved}, outside the project directory {project}",
