@@ -4,7 +4,6 @@ on the real engine. Every test asserts no container of its own is left (`guard`)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +12,11 @@ import pytest
 import engine
 from policy.errors import PolicyError
 from tests.conftest import POLICIES, ROOT
-from tests.engine.test_launch import Guard, guarded, mine, reset_logging, write_policy
+from tests.engine.test_launch import Guard, mine, write_policy
 
 pytest_plugins = ["pytester"]
-pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(autouse=True)
-def fresh_logging() -> Iterator[None]:
-    reset_logging()
-    yield
-    reset_logging()
-
-
-@pytest.fixture(autouse=True)
-def launch_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "launches.jsonl"
-    monkeypatch.setenv("POLICY_RECORD", str(path))
-    return path
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def guard(docker_client: Any, project: Path) -> Iterator[Guard]:
-    yield from guarded(docker_client, project)
+# Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
 
 def test_launch_returns_how_the_container_ended(guard: Guard, docker_client: Any) -> None:

@@ -34,7 +34,8 @@ from policy import units
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
 
-pytestmark = pytest.mark.engine
+# Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
 DEADLINE = 20.0  # seconds any polled condition may take before the test fails
 
@@ -197,34 +198,6 @@ def write_policy(project: Path, extra: str = "", header: str = POLICY_HEADER) ->
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(autouse=True)
-def fresh_logging() -> Iterator[None]:
-    reset_logging()
-    yield
-    reset_logging()
-
-
-@pytest.fixture(autouse=True)
-def launch_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Launch records of the test go to its own file (subprocesses inherit it too)."""
-    path = tmp_path / "launches.jsonl"
-    monkeypatch.setenv("POLICY_RECORD", str(path))
-    return path
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """The test's project directory: mounted read-only at /src, `test-results` at /results."""
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def guard(docker_client: Any, project: Path) -> Iterator[Guard]:
-    yield from guarded(docker_client, project)
 
 
 @pytest.fixture

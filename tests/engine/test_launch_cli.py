@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +21,16 @@ from tests.conftest import POLICIES, TEST_IMAGE, new_name
 from tests.engine.test_launch import (
     POLICY_HEADER,
     Guard,
-    guarded,
     mine,
     policy_run,
-    reset_logging,
     run_cli,
     spawn,
     wait_for,
     write_policy,
 )
 
-pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(autouse=True)
-def fresh_logging() -> Iterator[None]:
-    reset_logging()
-    yield
-    reset_logging()
-
-
-@pytest.fixture(autouse=True)
-def launch_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "launches.jsonl"
-    monkeypatch.setenv("POLICY_RECORD", str(path))
-    return path
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def guard(docker_client: Any, project: Path) -> Iterator[Guard]:
-    yield from guarded(docker_client, project)
+# Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
 
 def shipped_options(project: Path) -> tuple[str, ...]:
