@@ -319,3 +319,16 @@ def test_launch_record_has_one_line_per_launch(
         (["sh", "-c", "exit 3"], 3, "failed"),
         (["true"], 0, "passed"),
     ]
+
+
+def test_shell_runs_under_the_profile_and_leaves_nothing(
+    guard: Guard, project: Path, docker_client: Any
+) -> None:
+    # Without a terminal (as in CI) the shell's output still comes through, and the container
+    # is verified, run under the profile, and removed like any other.
+    done = policy_run(
+        "shell", "isolation", *shipped_options(project), "--", "sh", "-c", "id -u; echo shell-ok"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1001", "shell-ok"]
+    assert mine(docker_client, guard) == []
