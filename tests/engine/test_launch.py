@@ -15,8 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +31,7 @@ from engine.launcher import LaunchSpec, VerificationError, run
 from policy import units
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
+from tests.processes import policy as policy_run
 
 # Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
@@ -114,40 +113,6 @@ def cli(*args: str) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def policy_command() -> list[str]:
-    """The installed console script `policy` next to this interpreter, else `main` through it."""
-    script = Path(sys.executable).parent / "policy"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
-
-
-def _default_sigint() -> None:
-    # A child of a shell that ignores SIGINT would inherit SIG_IGN, and Python then leaves it so.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*policy_command(), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
-
-
-def policy_run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`policy ARGS...` as a separate process, as a user runs it."""
-    return subprocess.run(
-        [*policy_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=_default_sigint,
-    )
 
 
 def wait_for(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:

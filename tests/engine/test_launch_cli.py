@@ -22,12 +22,12 @@ from tests.engine.test_launch import (
     POLICY_HEADER,
     Guard,
     mine,
-    policy_run,
     run_cli,
-    spawn,
     wait_for,
     write_policy,
 )
+from tests.processes import policy as policy_run
+from tests.processes import spawn
 
 # Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]

@@ -29,7 +29,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -422,51 +421,7 @@ def extra_engine(
 
 
 # ---------------------------------------------------------------------------------------------
-# running the CLI
-
-
-def policy_command() -> list[str]:
-    """The installed console script `policy` next to this interpreter (else `python -c`)."""
-    script = Path(sys.executable).parent / "policy"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
-
-
-def _default_sigint() -> None:
-    # A child of a shell that ignores SIGINT would inherit SIG_IGN; Python would then keep it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def spawn(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.Popen[str]:
-    """`policy ARGS...` as a separate process, its output piped."""
-    return subprocess.Popen(
-        [*policy_command(), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=cwd,
-        preexec_fn=_default_sigint,
-    )
-
-
-def policy(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """`policy ARGS...` as a user runs it: exit code, stdout, stderr."""
-    return subprocess.run(
-        [*policy_command(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        preexec_fn=_default_sigint,
-        check=False,
-    )
+# running the CLI (as a process: tests.processes)
 
 
 def reset_logging() -> None:

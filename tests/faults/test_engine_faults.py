@@ -36,10 +36,9 @@ from tests.faults.engines import (
     cli,
     extra_engine,
     has_traceback,
-    policy,
-    spawn,
     wait_for,
 )
+from tests.processes import policy, spawn
 
 pytestmark = pytest.mark.engine
 

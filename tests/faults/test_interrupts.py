@@ -27,7 +27,8 @@ from engine.docker_engine import DockerEngine
 from engine.launcher import LaunchSpec, run
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES
-from tests.faults.engines import has_traceback, spawn, wait_for
+from tests.faults.engines import has_traceback, wait_for
+from tests.processes import spawn
 
 pytestmark = pytest.mark.engine
 

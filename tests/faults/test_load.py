@@ -22,7 +22,8 @@ from engine.docker_engine import DockerEngine
 from engine.launcher import LaunchSpec, detached
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
-from tests.faults.engines import ExtraEngine, extra_engines, has_traceback, policy
+from tests.faults.engines import ExtraEngine, extra_engines, has_traceback
+from tests.processes import policy
 
 pytestmark = [pytest.mark.load, pytest.mark.engine]
 
