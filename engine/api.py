@@ -22,6 +22,7 @@ from engine.launcher import LaunchSpec, OutputSink, RunResult, detached, run
 from policy.diagnostics import Severity
 from policy.errors import PolicyError, UsageError
 from policy.loader import Policy, load_policy
+from policy.model import checked_image
 from policy.validate import validate
 
 
@@ -45,9 +46,7 @@ def spec_for(
     if profile not in policy.profiles:
         raise UsageError(f"no profile '{profile}' in the policy")
     if image is not None:
-        from policy.model import _image
-
-        image = _image(image)
+        image = checked_image(image, "image=")
     return LaunchSpec(
         profile=policy.profiles[profile],
         project=policy.project,

@@ -114,15 +114,7 @@ class Auditor:
         try:
             return self.audit_container(host, inspect, image, local)
         except Exception as exc:
-            config = inspect.get("Config") or {}
-            name = (inspect.get("Name") or "").lstrip("/")
-            report = ContainerReport(
-                host=host,
-                id=str(inspect.get("Id")),
-                name=name,
-                image=config.get("Image") or "",
-                profile=(config.get("Labels") or {}).get(L.PROFILE),
-            )
+            report = _report(host, inspect)
             report.findings = [
                 Finding(
                     Kind.AUDIT_ERROR,
@@ -131,7 +123,7 @@ class Auditor:
                     f"could not be evaluated: {type(exc).__name__}: {exc}",
                     host=host,
                     container=report.id,
-                    name=name,
+                    name=report.name,
                     profile=report.profile,
                 )
             ]
@@ -142,16 +134,9 @@ class Auditor:
     def audit_container(
         self, host: str, inspect: dict[str, Any], image: dict[str, Any], local: bool = True
     ) -> ContainerReport:
-        config = inspect.get("Config") or {}
-        labels = config.get("Labels") or {}
-        name = (inspect.get("Name") or "").lstrip("/")
-        report = ContainerReport(
-            host=host,
-            id=inspect["Id"],
-            name=name,
-            image=config.get("Image") or "",
-            profile=labels.get(L.PROFILE),
-        )
+        labels = (inspect.get("Config") or {}).get("Labels") or {}
+        report = _report(host, inspect)
+        name = report.name
         base = {"host": host, "container": inspect["Id"], "name": name}
         profile_name = labels.get(L.PROFILE)
         if profile_name is None:
@@ -302,6 +287,18 @@ class Auditor:
                         )
                     )
         return findings
+
+
+def _report(host: str, inspect: dict[str, Any]) -> ContainerReport:
+    """A container's report, before any finding."""
+    config = inspect.get("Config") or {}
+    return ContainerReport(
+        host=host,
+        id=str(inspect.get("Id")),
+        name=(inspect.get("Name") or "").lstrip("/"),
+        image=config.get("Image") or "",
+        profile=(config.get("Labels") or {}).get(L.PROFILE),
+    )
 
 
 def _show(value: Any) -> str:

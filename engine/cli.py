@@ -478,14 +478,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     assert isinstance(policy, Policy)
     profile = _profile(policy, args.profile)
     assert isinstance(profile, Profile)
-    image = args.image
-    if image is not None:
-        from policy.model import _image
-
-        try:
-            image = _image(image)
-        except Exception:
-            raise UsageError(f"--image: not an image reference: {image!r}") from None
+    image = _checked_image(args.image)
     policy_file = policy.declared[profile.name].source.display
     if args.target is RenderTarget.DOCKER_RUN:
         argv = docker_run_argv(profile, policy.project, policy_file, args.cmd, image)
@@ -530,14 +523,9 @@ def _spec(
 
 
 def _checked_image(image: str | None) -> str | None:
-    from policy.model import _image
+    from policy.model import checked_image
 
-    if image is None:
-        return None
-    try:
-        return _image(image)
-    except Exception:
-        raise UsageError(f"--image: not an image reference: {image!r}") from None
+    return None if image is None else checked_image(image, "--image")
 
 
 def _write_chunk(stream: str, data: bytes) -> None:

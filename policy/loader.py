@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -720,8 +720,3 @@ def _check_source(
 def resolve_source(project: Path, source: str) -> Path:
     """The host path a canonical mount source names."""
     return Path(source) if os.path.isabs(source) else project / source
-
-
-def load_profiles(paths: Iterable[Path]) -> dict[str, Profile]:
-    """Shortcut for callers that only need the effective profiles."""
-    return load_policy(list(paths)).profiles

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from policy import units
+from policy.errors import UsageError
 
 # Reserved for the labels the engine stamps on launched containers; policy input may not use it.
 LABEL_NAMESPACE = "io.container-policy."
@@ -91,6 +92,13 @@ def _image(value: str) -> str:
             f"not an image reference: {value!r} (expected name[:tag][@sha256:...], lowercase, "
             "starting with a letter or digit)"
         )
+    return value
+
+
+def checked_image(value: str, what: str = "image") -> str:
+    """An image reference given outside a policy file (`--image`, the API's `image=`)."""
+    if not isinstance(value, str) or len(value) > 255 or not _IMAGE_RE.fullmatch(value):
+        raise UsageError(f"{what}: not an image reference: {value!r}")
     return value
 
 

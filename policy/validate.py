@@ -168,8 +168,3 @@ def validate(policy: Policy, today: dt.date | None = None) -> list[Diagnostic]:
         _pending_findings(policy), policy.waivers, policy.profiles, known_rule_ids(policy), today
     )
     return sorted([p.located() for p in remaining] + problems, key=Diagnostic.sort_key)
-
-
-def worst(diagnostics: Iterable[Diagnostic]) -> Severity | None:
-    ranks = [d.severity for d in diagnostics]
-    return max(ranks, key=lambda s: s.rank) if ranks else None
