@@ -1,7 +1,7 @@
 """Audit cost against the raw inspect of the same containers.
 
 N containers (`sleep 3600`) are launched detached through the real `isolation` profile
-(`engine.launcher.create_verified` + `engine.start`, so they audit clean; the profile copy only
+(`engine.launcher.run.create_verified` + `engine.start`, so they audit clean; the profile copy only
 adds our `bench=<run id>` labels). Then, alternating over the rounds:
 
   A  `policy audit --filter label=bench=<id> --format json` (CLI subprocess, stdout /dev/null)
@@ -55,8 +55,8 @@ HEADROOM_MIB = 3072  # left free on the host after the estimated cost of the con
 def start_containers(policy: Any, n: int) -> list[str]:
     """n detached, verified `isolation` containers running `sleep 3600`, started in parallel."""
     from engine.api import spec_for
-    from engine.docker_engine import DockerEngine
-    from engine.launcher import create_verified
+    from engine.backends.docker import DockerEngine
+    from engine.launcher.run import create_verified
 
     local = threading.local()
 
@@ -79,8 +79,8 @@ def start_containers(policy: Any, n: int) -> list[str]:
 def _variants(policy: Any, policies: Path, ids: list[str]) -> dict[str, Any]:
     import docker
 
-    from engine.audit import Auditor
-    from engine.docker_engine import DockerEngine
+    from engine.audit.auditor import Auditor
+    from engine.backends.docker import DockerEngine
 
     filters = {"label": [f"{LABEL}={RUN_ID}"]}
     cli = [
@@ -174,8 +174,8 @@ def bench_size(
 
     import docker
 
-    from engine.audit import Auditor
-    from engine.docker_engine import DockerEngine
+    from engine.audit.auditor import Auditor
+    from engine.backends.docker import DockerEngine
 
     log(f"audit: starting {n} containers (profile isolation, sleep 3600)")
     avail_before = mem_available_mib()

@@ -181,7 +181,7 @@ def audit_section(r: dict[str, Any]) -> list[str]:
         _meta(a),
         "",
         "N containers (`sleep 3600`, image `simple-test-isolation:latest`) are launched detached "
-        "through the `isolation` profile with `engine.launcher.create_verified` + "
+        "through the `isolation` profile with `engine.launcher.run.create_verified` + "
         "`engine.start` (verified, so they audit clean; the profile copy only adds the "
         "`bench=<run id>` labels). The four ways of looking at them run alternately in each "
         "round (A B C D, then B C D A, ...). C knows the ids beforehand; the audit also lists "

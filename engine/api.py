@@ -17,8 +17,8 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from engine.docker_engine import DockerEngine
-from engine.launcher import LaunchSpec, OutputSink, RunResult, detached, run
+from engine.backends.docker import DockerEngine
+from engine.launcher.run import LaunchSpec, OutputSink, RunResult, detached, run
 from policy.diagnostics import Severity
 from policy.errors import PolicyError, UsageError
 from policy.loader import Policy, load_policy

@@ -66,7 +66,7 @@ def vetted_container(request: pytest.FixtureRequest) -> Iterator[VettedContainer
     policies = Path(option or request.config.getini("policy_dir"))
     if not policies.is_absolute():
         policies = Path(request.config.rootpath) / policies
-    from engine.record import add_record_sink
+    from engine.history.record import add_record_sink
 
     add_record_sink()  # every launch from a test suite is in the launch record too
     containers = VettedContainers(policies)

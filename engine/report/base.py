@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.findings import AuditReport, Finding, Kind
+from engine.audit.findings import AuditReport, Finding, Kind
 from policy.rules import RULES_BY_ID
 
 
@@ -24,7 +24,7 @@ def rule_help(rule_id: str) -> str:
     if rule is not None:
         return rule.help
     try:
-        from engine.findings import KIND_HELP
+        from engine.audit.findings import KIND_HELP
 
         return KIND_HELP[Kind(rule_id)]
     except ValueError:

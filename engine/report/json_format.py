@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.findings import AuditReport, Finding
+from engine.audit.findings import AuditReport, Finding
 
 SCHEMA = "container-policy/audit/v1"
 

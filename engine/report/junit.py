@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from engine.findings import AuditReport, Kind
+from engine.audit.findings import AuditReport, Kind
 from policy.rules import RULES
 
 _MANAGED = (Kind.DRIFT.value, Kind.STALE.value, Kind.UNKNOWN_PROFILE.value)

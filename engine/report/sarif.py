@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.findings import AuditReport, Finding, Kind
+from engine.audit.findings import AuditReport, Finding, Kind
 from engine.report.base import rule_help
 from policy.rules import RULES, RULES_BY_ID
 

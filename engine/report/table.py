@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.findings import AuditReport, Finding
+from engine.audit.findings import AuditReport, Finding
 
 _COLORS = {"error": "\033[31m", "warning": "\033[33m"}
 _RESET = "\033[0m"

@@ -36,10 +36,10 @@ import pytest
 from loguru import logger
 
 from engine import labels as L
-from engine.audit import Auditor
+from engine.audit.auditor import Auditor
 from engine.cli import main
-from engine.docker_engine import DockerEngine
-from engine.translate import reserved_labels
+from engine.backends.docker import DockerEngine
+from engine.render.translate import reserved_labels
 from policy.loader import Policy
 from policy.rules import RULES_BY_ID, SENSITIVE_HOST_PATHS
 from tests.conftest import POLICIES, ROOT, TEST_IMAGE
@@ -792,7 +792,7 @@ def test_watch_sees_a_container_started_after_it(
 def test_watch_says_watching_only_once_subscribed(
     shipped: Policy, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.watch import watch
+    from engine.audit.watch import watch
     from policy.diagnostics import Severity
 
     release = threading.Event()

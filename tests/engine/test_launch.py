@@ -26,8 +26,8 @@ import pytest
 
 from engine import labels
 from engine.cli import main
-from engine.docker_engine import DockerEngine
-from engine.launcher import LaunchSpec, VerificationError, run
+from engine.backends.docker import DockerEngine
+from engine.launcher.run import LaunchSpec, VerificationError, run
 from policy import units
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
@@ -98,7 +98,7 @@ def reset_logging() -> None:
     """
     from loguru import logger
 
-    from engine import record
+    from engine.history import record
 
     logger.remove()
     record._record_sinks.clear()

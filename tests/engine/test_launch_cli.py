@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.docker_engine import DockerEngine
-from engine.translate import __version__ as ENGINE_VERSION
+from engine.backends.docker import DockerEngine
+from engine.render.translate import __version__ as ENGINE_VERSION
 from policy.canonical import digest
 from policy.loader import load_policy
 from tests.conftest import POLICIES, TEST_IMAGE, new_name

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from engine import labels as L
-from engine.audit import Auditor
-from engine.capture import capture_toml, profile_from_inspect
-from engine.deep import compare_kernel, kernel_view
-from engine.drift import diff, expected_settings
-from engine.findings import Kind
-from engine.observe import ALL_CAPABILITIES, observed_settings, parse_tmpfs_options
+from engine.audit.auditor import Auditor
+from engine.render.toml import capture_toml, profile_from_inspect
+from engine.audit.deep import compare_kernel, kernel_view
+from engine.audit.drift import diff, expected_settings
+from engine.audit.findings import Kind
+from engine.audit.observe import ALL_CAPABILITIES, observed_settings, parse_tmpfs_options
 from policy import units
 from policy.canonical import digest
 from policy.diagnostics import Severity

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from engine.cli import main
-from engine.drift import diff, expected_settings
-from engine.observe import observed_settings
+from engine.audit.drift import diff, expected_settings
+from engine.audit.observe import observed_settings
 from policy import units
 from policy.loader import Policy
 from tests.conftest import POLICIES, ROOT, new_name

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from engine import labels as L
-from engine.audit import Auditor
+from engine.audit.auditor import Auditor
 from engine.cli import main
-from engine.findings import AuditReport, Finding, Kind
+from engine.audit.findings import AuditReport, Finding, Kind
 from engine.report import Format, formatter
 from engine.report.json_format import SCHEMA
 from policy.canonical import SOURCE_KEY

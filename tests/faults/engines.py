@@ -428,7 +428,7 @@ def reset_logging() -> None:
     """Loguru as a fresh `policy` process has it: the engine's messages disabled, no sinks."""
     from loguru import logger
 
-    from engine import record
+    from engine.history import record
 
     logger.remove()
     record._record_sinks.clear()

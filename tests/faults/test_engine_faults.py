@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.docker_engine import DockerEngine
-from engine.launcher import LaunchSpec, create_request
+from engine.backends.docker import DockerEngine
+from engine.launcher.run import LaunchSpec, create_request
 from policy.loader import load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
 from tests.faults.engines import (
@@ -253,7 +253,7 @@ def run_through_engine_death(
 
 
 TRACEBACK_BUG = (
-    "BUG engine/docker_engine.py DockerEngine.errors (lines 52-75): only "
+    "BUG engine/backends/docker.py DockerEngine.errors (lines 52-75): only "
     "requests.exceptions.ConnectionError is mapped; an engine that dies while `wait` streams "
     "its reply raises requests.exceptions.ChunkedEncodingError (urllib3 ProtocolError "
     "'Response ended prematurely'), which escapes `policy run` as a traceback with exit 1. "
@@ -261,7 +261,7 @@ TRACEBACK_BUG = (
     "`errors` and raise EngineError('the engine at ... went away while ...')."
 )
 LEFT_BEHIND_BUG = (
-    "BUG engine/launcher.py run() finally block (lines 277-284; detached() 340-343 likewise): "
+    "BUG engine/launcher/run.py run() finally block (lines 277-284; detached() 340-343 likewise): "
     "when the engine is down at "
     "clean-up, `engine.remove(container)` fails and the EngineError is suppressed silently; the "
     "container is still there (Exited) when the engine comes back, and nothing tells the "

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from engine.translate import docker_run_argv
+from engine.render.translate import docker_run_argv
 from policy.loader import load_policy
 from tests.conftest import TEST_IMAGE, new_name
 from tests.faults.engines import cli, has_traceback

@@ -2,7 +2,7 @@
 
 In-process and deterministic: a `DockerEngine` wrapping the real engine raises KeyboardInterrupt
 at a chosen step (that is what the CLI's SIGTERM handler does, and what SIGINT does), and
-`engine.launcher.run` must let it through after removing the container, found by its name and by
+`engine.launcher.run.run` must let it through after removing the container, found by its name and by
 its launch-id label. Then real signals to a `policy run` subprocess while its output streams:
 SIGINT -> 130, SIGTERM -> 143.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.docker_engine import DockerEngine
-from engine.launcher import LaunchSpec, run
+from engine.backends.docker import DockerEngine
+from engine.launcher.run import LaunchSpec, run
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES
 from tests.faults.engines import has_traceback, wait_for

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from engine.docker_engine import DockerEngine
-from engine.launcher import LaunchSpec, detached
+from engine.backends.docker import DockerEngine
+from engine.launcher.run import LaunchSpec, detached
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
 from tests.faults.engines import ExtraEngine, extra_engines, has_traceback

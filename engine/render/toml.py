@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.observe import observed_settings
+from engine.audit.observe import observed_settings
 from policy import units
 from policy.model import Mount, Profile, Seccomp, Tmpfs
 

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from engine import labels as L
-from engine.capture import profile_from_inspect
-from engine.deep import compare_kernel, kernel_view
-from engine.docker_engine import DockerEngine
-from engine.drift import diff, expected_settings
-from engine.findings import AuditReport, ContainerReport, Finding, Kind
-from engine.observe import observed_settings
+from engine.render.toml import profile_from_inspect
+from engine.audit.deep import compare_kernel, kernel_view
+from engine.backends.docker import DockerEngine
+from engine.audit.drift import diff, expected_settings
+from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
+from engine.audit.observe import observed_settings
 from policy.canonical import SOURCE_KEY, canonical_document, digest
 from policy.diagnostics import Location, Severity
 from policy.errors import EngineError

@@ -7,8 +7,8 @@ import sys
 import threading
 from typing import Any
 
-from engine.audit import Auditor
-from engine.docker_engine import DockerEngine
+from engine.audit.auditor import Auditor
+from engine.backends.docker import DockerEngine
 from engine.report.json_format import finding_dict
 from policy.diagnostics import Severity
 from policy.errors import EngineError

@@ -21,11 +21,11 @@ from typing import Any
 
 from loguru import logger
 
-from engine.docker_engine import DockerEngine
-from engine.drift import Drift, diff, expected_settings
-from engine.observe import observed_settings
-from engine.record import record_launch
-from engine.translate import CPU_PERIOD, cpu_quota, reserved_labels, security_options, tmpfs_option
+from engine.backends.docker import DockerEngine
+from engine.audit.drift import Drift, diff, expected_settings
+from engine.audit.observe import observed_settings
+from engine.history.record import record_launch
+from engine.render.translate import CPU_PERIOD, cpu_quota, reserved_labels, security_options, tmpfs_option
 from policy import units
 from policy.canonical import digest
 from policy.errors import EngineError, UsageError

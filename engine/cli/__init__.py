@@ -470,7 +470,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from engine.translate import compose_document, docker_run_argv, to_yaml
+    from engine.render.translate import compose_document, docker_run_argv, to_yaml
     from policy.loader import Policy
     from policy.model import Profile
 
@@ -502,7 +502,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _spec(
     args: argparse.Namespace, extra_env: dict[str, str] | None = None, launch_id: str | None = None
 ) -> object:
-    from engine.launcher import LaunchSpec
+    from engine.launcher.run import LaunchSpec
     from policy.loader import Policy
     from policy.model import Profile
 
@@ -537,9 +537,9 @@ def _write_chunk(stream: str, data: bytes) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from loguru import logger
 
-    from engine import record
-    from engine.docker_engine import DockerEngine
-    from engine.launcher import EXIT_OOM, LaunchSpec, describe_oom, detached, run
+    from engine.history import record
+    from engine.backends.docker import DockerEngine
+    from engine.launcher.run import EXIT_OOM, LaunchSpec, describe_oom, detached, run
 
     record.configure(args.verbose, args.log_json, args.record)
     if args.workers:
@@ -584,8 +584,8 @@ def _run_workers(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
-    from engine.docker_engine import DockerEngine
-    from engine.launcher import LaunchSpec, RunResult, run
+    from engine.backends.docker import DockerEngine
+    from engine.launcher.run import LaunchSpec, RunResult, run
     from policy.errors import EngineError
 
     count = args.workers
@@ -647,9 +647,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
     import contextlib
     import subprocess
 
-    from engine import record
-    from engine.docker_engine import DockerEngine
-    from engine.launcher import LaunchSpec, create_verified
+    from engine.history import record
+    from engine.backends.docker import DockerEngine
+    from engine.launcher.run import LaunchSpec, create_verified
     from policy.errors import EngineError
 
     record.configure(args.verbose, args.log_json, args.record)
@@ -671,7 +671,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from engine import labels
-    from engine.docker_engine import DockerEngine
+    from engine.backends.docker import DockerEngine
 
     engine = DockerEngine()
     found = engine.containers({"label": labels.PROFILE})
@@ -689,7 +689,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from engine.doctor import run_checks
+    from engine.launcher.doctor import run_checks
     from policy.loader import Policy
 
     policy = _load(args, require_valid=False)
@@ -727,8 +727,8 @@ def _write_output(path: Path | None, text: str) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from engine.audit import Auditor, parse_filters
-    from engine.docker_engine import DockerEngine
+    from engine.audit.auditor import Auditor, parse_filters
+    from engine.backends.docker import DockerEngine
     from engine.report import Format, formatter
     from policy.loader import Policy
 
@@ -741,7 +741,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     auditor = Auditor(policy, deep=args.deep)
     threshold = Severity(args.fail_on)
     if args.watch:
-        from engine.watch import watch
+        from engine.audit.watch import watch
 
         if args.output is not None:
             raise UsageError("--watch prints findings as they come; it cannot write --output")
@@ -762,8 +762,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from engine.capture import capture_toml
-    from engine.docker_engine import DockerEngine
+    from engine.render.toml import capture_toml
+    from engine.backends.docker import DockerEngine
 
     engine = DockerEngine(args.host)
     inspect = engine.inspect_if_exists(args.container)

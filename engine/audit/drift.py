@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.labels import user_labels
-from engine.observe import (
+from engine.audit.observe import (
     ALL_CAPABILITIES,
     Settings,
     env_dict,

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from engine.docker_engine import DockerEngine
+from engine.backends.docker import DockerEngine
 from policy.errors import EngineError
 from policy.loader import Policy, resolve_source
 

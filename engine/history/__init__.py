@@ -1,0 +1,1 @@
+"""The record of every launch, behind one store interface (`interface.HistoryStore`)."""

@@ -1,0 +1,1 @@
+"""Verified launches: create, verify against the profile, start, stream, wait, remove; workers."""
