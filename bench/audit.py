@@ -56,7 +56,7 @@ def start_containers(policy: Any, n: int) -> list[str]:
     """n detached, verified `isolation` containers running `sleep 3600`, started in parallel."""
     from engine.api import spec_for
     from engine.backends.docker import DockerEngine
-    from engine.launcher.run import create_verified
+    from engine.launcher.verify import create_verified
 
     local = threading.local()
 

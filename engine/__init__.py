@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "RunResult":
-        from engine.launcher.run import RunResult
+        from engine.launcher.spec import RunResult
 
         return RunResult
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

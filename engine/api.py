@@ -7,7 +7,9 @@
     with engine.container("full", ["sleep", "600"]) as running:
         ...  # running.id is verified against the profile; removed on exit
 
-Both load and validate the policy first and refuse exactly what `policy run` refuses.
+Both load and validate the policy first and refuse exactly what `policy run` refuses, with the
+same error: `policy.errors.UnusablePolicy` (a `PolicyError`) for a policy that does not load
+or validate.
 """
 
 from __future__ import annotations
@@ -17,22 +19,14 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from engine.backends.docker import DockerEngine
-from engine.launcher.run import LaunchSpec, OutputSink, RunResult, detached, run
-from policy.diagnostics import Severity
-from policy.errors import PolicyError, UsageError
-from policy.loader import Policy, load_policy
+from engine.backends import connect
+from engine.backends.interface import Engine
+from engine.launcher.output import OutputSink
+from engine.launcher.run import detached, run
+from engine.launcher.spec import LaunchSpec, RunResult
+from policy.loader import Policy
 from policy.model import checked_image
-from policy.validate import validate
-
-
-def load_vetted(policies: Path | str = "policies", project: Path | str | None = None) -> Policy:
-    """Load a policy and refuse it unless it validates (no unwaived error)."""
-    policy = load_policy([Path(policies)], Path(project) if project else None)
-    problems = [d for d in validate(policy) if d.severity is Severity.ERROR]
-    if problems:
-        raise PolicyError("the policy does not validate; refusing to launch", problems)
-    return policy
+from policy.vetted import load_vetted
 
 
 def spec_for(
@@ -43,8 +37,7 @@ def spec_for(
     image: str | None = None,
     env: dict[str, str] | None = None,
 ) -> LaunchSpec:
-    if profile not in policy.profiles:
-        raise UsageError(f"no profile '{profile}' in the policy")
+    policy.profile(profile)  # a clear error, with a hint, for a name it does not have
     if image is not None:
         image = checked_image(image, "image=")
     return LaunchSpec(
@@ -66,12 +59,12 @@ def launch(
     image: str | None = None,
     env: dict[str, str] | None = None,
     on_output: OutputSink | None = None,
-    engine: DockerEngine | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run `command` in a container under `profile`, wait for it, remove it, return how it ended."""
-    policy = load_vetted(policies, project)
+    policy = load_vetted([policies], project)
     spec = spec_for(profile, command, policy=policy, image=image, env=env)
-    return run(engine or DockerEngine(), spec, on_output)
+    return run(engine or connect(), spec, on_output)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +73,7 @@ class Running:
 
     id: str
     spec: LaunchSpec
-    engine: DockerEngine
+    engine: Engine
 
 
 @contextlib.contextmanager
@@ -92,11 +85,11 @@ def container(
     project: Path | str | None = None,
     image: str | None = None,
     env: dict[str, str] | None = None,
-    engine: DockerEngine | None = None,
+    engine: Engine | None = None,
 ) -> Iterator[Running]:
     """A detached container under `profile`, verified before start, removed on exit."""
-    policy = load_vetted(policies, project)
+    policy = load_vetted([policies], project)
     spec = spec_for(profile, command, policy=policy, image=image, env=env)
-    eng = engine or DockerEngine()
+    eng = engine or connect()
     with detached(eng, spec) as container_id:
         yield Running(container_id, spec, eng)

@@ -24,3 +24,25 @@ def is_reserved(key: str) -> bool:
 
 def user_labels(labels: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (labels or {}).items() if not is_reserved(k)}
+
+
+def reserved(
+    profile: str,
+    digest: str,
+    policy_file: str,
+    *,
+    launch_id: str | None = None,
+    project: str | None = None,
+    image: str | None = None,
+) -> dict[str, str]:
+    """The reserved labels of a container launched (or rendered) under `profile`."""
+    from engine.version import version
+
+    out = {PROFILE: profile, DIGEST: digest, POLICY: policy_file, ENGINE_VERSION: version()}
+    if project is not None:
+        out[PROJECT] = project
+    if launch_id:
+        out[LAUNCH_ID] = launch_id
+    if image is not None:
+        out[IMAGE] = image  # `--image`: the audit expects this image, not the profile's
+    return out

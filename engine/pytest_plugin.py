@@ -66,9 +66,13 @@ def vetted_container(request: pytest.FixtureRequest) -> Iterator[VettedContainer
     policies = Path(option or request.config.getini("policy_dir"))
     if not policies.is_absolute():
         policies = Path(request.config.rootpath) / policies
-    from engine.history.record import add_record_sink
+    from engine import history
+    from engine.history.jsonl import JsonLinesStore, default_path
+    from engine.logs import logger
 
-    add_record_sink()  # every launch from a test suite is in the launch record too
+    # Every launch from a test suite is in the launch record too, and its messages are shown.
+    history.use(JsonLinesStore(default_path()))
+    logger.enable("engine")
     containers = VettedContainers(policies)
     try:
         yield containers

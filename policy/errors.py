@@ -31,6 +31,13 @@ class PolicyError(Error):
     exit_code = 1
 
 
+class UnusablePolicy(PolicyError):
+    """The policy does not load or does not validate, so nothing is launched, rendered or
+    audited with it. The same error, and the same exit code 2, from the CLI and the API."""
+
+    exit_code = 2
+
+
 class UsageError(Error):
     """A command-line argument is wrong (unknown profile, bad option value)."""
 

@@ -82,6 +82,16 @@ class Policy:
     waivers: list[Waiver] = field(default_factory=list)
     guardrails: list[Guardrails] = field(default_factory=list)
 
+    def profile(self, name: str) -> Profile:
+        """The profile called `name`, or a `UsageError` with the nearest names."""
+        if name not in self.profiles:
+            from policy.errors import UsageError
+            from policy.pydantic_errors import did_you_mean
+
+            hint = did_you_mean(name, list(self.profiles))
+            raise UsageError(f"no profile '{name}'{hint}; `policy list` shows them")
+        return self.profiles[name]
+
     def where(self, profile: str, keypath: Sequence[str | int] = ()) -> Location:
         """The location of `keypath` of `profile`: where it was set, else the profile's header."""
         origins = self.origins.get(profile, {})

@@ -12,6 +12,8 @@ import re
 from decimal import Decimal
 from fractions import Fraction
 
+from policy.errors import Error
+
 # Binary multipliers, as Docker uses them (`--memory 1g` is 1 GiB): `k`, `kb`, `kib` all mean KiB.
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE | re.ASCII)
@@ -84,7 +86,7 @@ ENGINE_DEFAULT_CAPABILITIES = frozenset(
 )  # fmt: skip
 
 
-class UnitError(ValueError):
+class UnitError(Error, ValueError):
     """A value that does not parse; the message says what was expected."""
 
 

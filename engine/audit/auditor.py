@@ -12,17 +12,18 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import threading
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from engine import labels as L
-from engine.render.toml import profile_from_inspect
-from engine.audit.deep import compare_kernel, kernel_view
-from engine.backends.docker import DockerEngine
-from engine.audit.drift import diff, expected_settings
+from engine.audit.as_profile import profile_from_inspect
+from engine.audit.deep import compare_kernel, kernel_view, owned_by
+from engine.audit.drift import diff
 from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
 from engine.audit.observe import observed_settings
+from engine.backends.interface import ContainerInspect, DocumentError, Engine, ImageConfig
+from engine.render.interface import render
+from engine.render.settings import ExpectedSettings
+from engine.render.walk import walk
 from policy.canonical import SOURCE_KEY, canonical_document, digest
 from policy.diagnostics import Location, Severity
 from policy.errors import EngineError
@@ -49,9 +50,7 @@ class Auditor:
 
     # -- many hosts -----------------------------------------------------------------------------
 
-    def audit(
-        self, engines: list[DockerEngine], filters: dict[str, Any] | None = None
-    ) -> AuditReport:
+    def audit(self, engines: list[Engine], filters: dict[str, Any] | None = None) -> AuditReport:
         report = AuditReport(hosts=[e.name for e in engines])
         with cf.ThreadPoolExecutor(max_workers=max(1, len(engines))) as pool:
             futures = {pool.submit(self.audit_host, e, filters): e for e in engines}
@@ -75,69 +74,41 @@ class Auditor:
     # -- one host ---------------------------------------------------------------------------------
 
     def audit_host(
-        self, engine: DockerEngine, filters: dict[str, Any] | None = None
+        self, engine: Engine, filters: dict[str, Any] | None = None
     ) -> list[ContainerReport]:
         listed = engine.containers(filters or {}, all=False)
-        images: dict[str, dict[str, Any]] = {}
-        lock = threading.Lock()
+        images = ImageConfigs(engine)
 
         def one(container_id: str) -> ContainerReport | None:
-            inspect = engine.inspect_if_exists(container_id)
+            try:
+                inspect = engine.inspect_if_exists(container_id)
+            except DocumentError as exc:
+                return _unreadable(engine.name, container_id, exc)
             if inspect is None:
                 return None
-            image_id = inspect.get("Image") or ""
-            with lock:
-                cached = images.get(image_id)
-            if cached is None:
-                try:
-                    cached = engine.inspect_image(image_id).get("Config") or {}
-                except EngineError:
-                    cached = {}  # image removed since: compare without its defaults
-                with lock:
-                    images[image_id] = cached
-            return self.evaluate(engine.name, inspect, cached, local=self.is_local(engine))
+            return self.evaluate(engine.name, inspect, images.config(inspect.image))
 
         with cf.ThreadPoolExecutor(max_workers=INSPECT_WORKERS) as pool:
-            results = pool.map(one, [c["Id"] for c in listed])
+            results = pool.map(one, [c.id for c in listed])
             return [r for r in results if r is not None]
 
-    @staticmethod
-    def is_local(engine: DockerEngine) -> bool:
-        """Whether /proc on this machine shows the engine's containers (for `--deep`)."""
-        return engine.url is None or engine.url.startswith("unix://")
-
-    def evaluate(
-        self, host: str, inspect: dict[str, Any], image: dict[str, Any], local: bool = True
-    ) -> ContainerReport:
+    def evaluate(self, host: str, inspect: ContainerInspect, image: ImageConfig) -> ContainerReport:
         """`audit_container`, but a container that cannot be evaluated becomes a finding of its
         own instead of ending the audit of every other container."""
         try:
-            return self.audit_container(host, inspect, image, local)
+            return self.audit_container(host, inspect, image)
         except Exception as exc:
-            report = _report(host, inspect)
-            report.findings = [
-                Finding(
-                    Kind.AUDIT_ERROR,
-                    Kind.AUDIT_ERROR.value,
-                    Severity.ERROR,
-                    f"could not be evaluated: {type(exc).__name__}: {exc}",
-                    host=host,
-                    container=report.id,
-                    name=report.name,
-                    profile=report.profile,
-                )
-            ]
-            return report
+            return _unreadable(host, inspect.id, exc, _report(host, inspect))
 
     # -- one container ----------------------------------------------------------------------------
 
     def audit_container(
-        self, host: str, inspect: dict[str, Any], image: dict[str, Any], local: bool = True
+        self, host: str, inspect: ContainerInspect, image: ImageConfig
     ) -> ContainerReport:
-        labels = (inspect.get("Config") or {}).get("Labels") or {}
+        labels = inspect.labels
         report = _report(host, inspect)
         name = report.name
-        base = {"host": host, "container": inspect["Id"], "name": name}
+        base = {"host": host, "container": inspect.id, "name": name}
         profile_name = labels.get(L.PROFILE)
         if profile_name is None:
             report.findings = self._unmanaged(inspect, image, base)
@@ -166,15 +137,11 @@ class Auditor:
             profile = profile.model_copy(update={"env": {**profile.env, **extra_env}})
         # Containers of one profile and image share their expected settings (which resolve
         # mount sources on disk): computed once per audit, not once per container.
-        memo = (
-            profile_name,
-            inspect.get("Image"),
-            tuple(sorted(extra_env.items())),
-            labels.get(L.IMAGE),
-        )
+        memo = (profile_name, inspect.image, tuple(sorted(extra_env.items())), labels.get(L.IMAGE))
         expected = self._expected.get(memo)
         if expected is None:
-            expected = expected_settings(profile, self.policy.project, image, labels.get(L.IMAGE))
+            walked = walk(profile, self.policy.project, image=labels.get(L.IMAGE))
+            expected = render(ExpectedSettings(image), walked).value
             self._expected[memo] = expected
         drifts = diff(expected, observed)
         findings: list[Finding] = []
@@ -216,20 +183,21 @@ class Auditor:
                     )
                 )
         if self.deep:
-            findings.extend(self._kernel(inspect, expected, profile_name, local, base))
+            findings.extend(self._kernel(inspect, expected, profile_name, base))
         report.findings = [f for f in findings if (f.profile, f.rule) not in self._waivers]
         return report
 
     def _kernel(
         self,
-        inspect: dict[str, Any],
+        inspect: ContainerInspect,
         expected: dict[str, Any],
         profile: str,
-        local: bool,
         base: dict[str, Any],
     ) -> list[Finding]:
-        pid = (inspect.get("State") or {}).get("Pid") or 0
-        if not local or pid <= 0 or not Path(f"/proc/{pid}").exists():
+        # Only where this machine's /proc shows the container's own process: proven from the
+        # process's cgroup, not guessed from the engine's URL.
+        pid = inspect.state.pid
+        if pid <= 0 or not owned_by(pid, inspect.id):
             return []
         return [
             Finding(
@@ -248,7 +216,7 @@ class Auditor:
         ]
 
     def _unmanaged(
-        self, inspect: dict[str, Any], image: dict[str, Any], base: dict[str, Any]
+        self, inspect: ContainerInspect, image: ImageConfig, base: dict[str, Any]
     ) -> list[Finding]:
         return self._rule_findings(profile_from_inspect(inspect, image), base, None)
 
@@ -289,31 +257,59 @@ class Auditor:
         return findings
 
 
-def _report(host: str, inspect: dict[str, Any]) -> ContainerReport:
+class ImageConfigs:
+    """Image configs of one engine, each inspected once per audit (many threads share it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._configs: dict[str, ImageConfig] = {}
+        self._lock = threading.Lock()
+
+    def config(self, image_id: str) -> ImageConfig:
+        with self._lock:
+            cached = self._configs.get(image_id)
+        if cached is None:
+            try:
+                cached = self.engine.inspect_image(image_id).config
+            except EngineError:
+                cached = ImageConfig()  # image removed since: compare without its defaults
+            with self._lock:
+                self._configs[image_id] = cached
+        return cached
+
+
+def _report(host: str, inspect: ContainerInspect) -> ContainerReport:
     """A container's report, before any finding."""
-    config = inspect.get("Config") or {}
     return ContainerReport(
         host=host,
-        id=str(inspect.get("Id")),
-        name=(inspect.get("Name") or "").lstrip("/"),
-        image=config.get("Image") or "",
-        profile=(config.get("Labels") or {}).get(L.PROFILE),
+        id=inspect.id,
+        name=inspect.short_name,
+        image=inspect.config.image or "",
+        profile=inspect.labels.get(L.PROFILE),
     )
+
+
+def _unreadable(
+    host: str, container: str, exc: Exception, report: ContainerReport | None = None
+) -> ContainerReport:
+    """A container that could not be evaluated: reported as such, never skipped."""
+    report = report or ContainerReport(host, container, "", "", None)
+    reason = exc.message if isinstance(exc, DocumentError) else f"{type(exc).__name__}: {exc}"
+    report.findings = [
+        Finding(
+            Kind.AUDIT_ERROR,
+            Kind.AUDIT_ERROR.value,
+            Severity.ERROR,
+            f"could not be evaluated: {reason}",
+            host=host,
+            container=report.id,
+            name=report.name,
+            profile=report.profile,
+        )
+    ]
+    return report
 
 
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
-    """`KEY=VALUE` strings in `docker ps --filter` syntax, as the Engine API wants them."""
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            from policy.errors import UsageError
-
-            raise UsageError(f"--filter {item!r}: expected KEY=VALUE, for example label=team=ci")
-        out.setdefault(key, []).append(value)
-    return out

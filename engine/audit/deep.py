@@ -2,7 +2,7 @@
 
 The engine's inspect document says what was requested; /proc/<pid>/status, /proc/<pid>/mountinfo
 and the cgroup's limit files say what the kernel applied. Only possible on the container's own
-host (the audit skips it, with a note, for remote engines).
+host, which `owned_by` proves for each container from the process's cgroup.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ def _read(path: Path) -> str | None:
         return path.read_text()
     except OSError:
         return None
+
+
+def owned_by(pid: int, container: str, proc: Path = PROC) -> bool:
+    """Whether process `pid` of this machine's /proc is container `container`'s: its cgroup
+    path names the container id (cgroupfs `/docker/ID`, systemd `docker-ID.scope`, Podman's
+    `libpod-ID`). An engine on another machine, or a pid reused since, is not."""
+    cgroup = _read(proc / str(pid) / "cgroup")
+    return bool(container) and cgroup is not None and container in cgroup
 
 
 def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) -> dict[str, Any]:

@@ -1,10 +1,9 @@
 """Normalise a container's inspect document into the same canonical settings a profile yields.
 
-Both `expected_settings` (engine.drift) and `observed_settings` return a dict with the same keys
-and canonical values (bytes, CPUs, capability names without `CAP_`, seccomp as default /
-unconfined / content hash), so launch verification and the audit share one comparison.
-Values the engine fills in from the image (env, labels, workdir, user, healthcheck) are compared
-net of the image's own, which the caller passes as `image_config`.
+`observed_settings` returns the keys and canonical values of `engine.render.settings` (bytes,
+CPUs, capability names without `CAP_`, seccomp as default / unconfined / content hash), so
+launch verification and the audit share one comparison. Values the engine fills in from the
+image (env, labels, workdir, user, healthcheck) are compared net of the image's own.
 """
 
 from __future__ import annotations
@@ -12,25 +11,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.backends.interface import ContainerInspect, HostConfigDoc, ImageConfig
 from engine.labels import user_labels
+from engine.render.settings import (
+    ALL_CAPABILITIES,
+    Settings,
+    env_dict,
+    net_of_image,
+    normalise_healthcheck,
+)
 from policy import units
 from policy.loader import seccomp_from_json
-
-Settings = dict[str, Any]
-ALL_CAPABILITIES = sorted(units.CAPABILITIES)
-
-
-def env_dict(entries: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for entry in entries or []:
-        key, _, value = entry.partition("=")
-        out[key] = value
-    return out
-
-
-def net_of_image(values: dict[str, str], image: dict[str, str]) -> dict[str, str]:
-    """The entries the container adds to (or changes from) its image."""
-    return {k: v for k, v in sorted(values.items()) if image.get(k) != v}
 
 
 def parse_tmpfs_options(text: str) -> dict[str, Any]:
@@ -49,23 +40,6 @@ def parse_tmpfs_options(text: str) -> dict[str, Any]:
             spec["options"].append(part)
     spec["options"] = sorted(set(spec["options"]))
     return spec
-
-
-def normalise_healthcheck(check: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Engine healthcheck (durations in ns) in canonical form; NONE means no check."""
-    if not check or not check.get("Test") or check["Test"] == ["NONE"]:
-        return None
-    out: dict[str, Any] = {"test": list(check["Test"])}
-    for key, name in (
-        ("Interval", "interval"),
-        ("Timeout", "timeout"),
-        ("StartPeriod", "start_period"),
-    ):
-        if check.get(key):
-            out[name] = round(check[key] / 1e9, 3)
-    if check.get("Retries"):
-        out["retries"] = check["Retries"]
-    return out
 
 
 def _seccomp(security_opt: list[str], privileged: bool) -> str:
@@ -97,73 +71,80 @@ def _limit(value: int | None) -> int | None:
     return value if value and value > 0 else None
 
 
-def observed_settings(inspect: dict[str, Any], image_config: dict[str, Any] | None) -> Settings:
-    """The canonical settings of a container, from its inspect document."""
-    config = inspect.get("Config") or {}
-    host = inspect.get("HostConfig") or {}
-    image = image_config or {}
-    privileged = bool(host.get("Privileged"))
-    cap_add = tuple(units.parse_capability(c) for c in host.get("CapAdd") or [])
-    cap_drop = tuple(units.parse_capability(c) for c in host.get("CapDrop") or [])
-    caps = (
-        ALL_CAPABILITIES if privileged else sorted(units.effective_capabilities(cap_add, cap_drop))
-    )
-    security_opt = host.get("SecurityOpt") or []
-    cpus: float | None = None
-    if host.get("NanoCpus"):
-        cpus = round(host["NanoCpus"] / 1e9, 3)
-    elif (host.get("CpuQuota") or 0) > 0:
-        cpus = round(host["CpuQuota"] / (host.get("CpuPeriod") or 100000), 3)
-    tmpfs = {path: parse_tmpfs_options(opts) for path, opts in (host.get("Tmpfs") or {}).items()}
+def _cpus(host: HostConfigDoc) -> float | None:
+    if host.nano_cpus:
+        return round(host.nano_cpus / 1e9, 3)
+    if (host.cpu_quota or 0) > 0:
+        return round((host.cpu_quota or 0) / (host.cpu_period or 100000), 3)
+    return None
+
+
+def _capabilities(host: HostConfigDoc) -> list[str]:
+    if host.privileged:
+        return ALL_CAPABILITIES
+    cap_add = tuple(units.parse_capability(c) for c in host.cap_add or [])
+    cap_drop = tuple(units.parse_capability(c) for c in host.cap_drop or [])
+    return sorted(units.effective_capabilities(cap_add, cap_drop))
+
+
+def _mounts(inspect: ContainerInspect) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(bind and volume mounts, tmpfs mounts) as the engine made them."""
+    host = inspect.host_config
+    tmpfs = {path: parse_tmpfs_options(opts) for path, opts in (host.tmpfs or {}).items()}
     mounts = []
-    for m in inspect.get("Mounts") or []:
-        if m.get("Type") == "tmpfs":
+    for m in inspect.mounts or []:
+        if m.type == "tmpfs":
             continue
         entry: dict[str, Any] = {
-            "type": m.get("Type"),
-            "source": m.get("Source"),
-            "target": m.get("Destination"),
-            "writable": bool(m.get("RW")),
+            "type": m.type,
+            "source": m.source,
+            "target": m.destination,
+            "writable": m.rw,
         }
-        if m.get("Propagation") not in (None, "", "rprivate"):
-            entry["propagation"] = m["Propagation"]
+        if m.propagation not in (None, "", "rprivate"):
+            entry["propagation"] = m.propagation
         mounts.append(entry)
-    for m in host.get("Mounts") or []:
-        if m.get("Type") == "tmpfs":
-            options = m.get("TmpfsOptions") or {}
-            tmpfs[m["Target"]] = {
-                "size": options.get("SizeBytes"),
-                "mode": f"{options['Mode']:o}" if options.get("Mode") else None,
-                "options": ["ro"] if m.get("ReadOnly") else [],
+    for hm in host.mounts or []:
+        if hm.type == "tmpfs":
+            options = hm.tmpfs_options
+            tmpfs[hm.target] = {
+                "size": options.size_bytes if options else None,
+                "mode": f"{options.mode:o}" if options and options.mode else None,
+                "options": ["ro"] if hm.read_only else [],
             }
+    return sorted(mounts, key=lambda m: str(m["target"])), dict(sorted(tmpfs.items()))
+
+
+def observed_settings(inspect: ContainerInspect, image: ImageConfig | None) -> Settings:
+    """The canonical settings of a container, from its inspect document."""
+    config, host = inspect.config, inspect.host_config
+    image = image or ImageConfig()
+    security_opt = host.security_opt or []
+    mounts, tmpfs = _mounts(inspect)
     return {
-        "image": config.get("Image"),
-        "user": config.get("User") or None,
-        "read_only": bool(host.get("ReadonlyRootfs")),
-        "privileged": privileged,
-        "network": "bridge"
-        if host.get("NetworkMode") in (None, "", "default")
-        else host["NetworkMode"],
-        "pid": _namespace(host.get("PidMode")),
-        "ipc": _namespace(host.get("IpcMode"), ("", "private", "shareable")),
-        "uts": _namespace(host.get("UTSMode")),
-        "capabilities": caps,
+        "image": config.image,
+        "user": config.user or None,
+        "read_only": host.readonly_rootfs,
+        "privileged": host.privileged,
+        "network": "bridge" if host.network_mode in (None, "", "default") else host.network_mode,
+        "pid": _namespace(host.pid_mode),
+        "ipc": _namespace(host.ipc_mode, ("", "private", "shareable")),
+        "uts": _namespace(host.uts_mode),
+        "capabilities": _capabilities(host),
         "no_new_privileges": any(
             o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
             for o in security_opt
         ),
-        "seccomp": _seccomp(security_opt, privileged),
-        "pids_limit": _limit(host.get("PidsLimit")),
-        "memory": _limit(host.get("Memory")),
-        "cpus": cpus,
-        "tmpfs": dict(sorted(tmpfs.items())),
-        "mounts": sorted(mounts, key=lambda m: str(m["target"])),
-        "env": net_of_image(env_dict(config.get("Env")), env_dict(image.get("Env"))),
-        "workdir": config.get("WorkingDir") or None,
-        "healthcheck": normalise_healthcheck(config.get("Healthcheck")),
-        "labels": net_of_image(user_labels(config.get("Labels")), user_labels(image.get("Labels"))),
-        "devices": sorted(
-            f"{d.get('PathOnHost')}:{d.get('PathInContainer')}" for d in host.get("Devices") or []
-        ),
-        "ports": sorted((host.get("PortBindings") or {}).keys()),
+        "seccomp": _seccomp(security_opt, host.privileged),
+        "pids_limit": _limit(host.pids_limit),
+        "memory": _limit(host.memory),
+        "cpus": _cpus(host),
+        "tmpfs": tmpfs,
+        "mounts": mounts,
+        "env": net_of_image(env_dict(config.env), env_dict(image.env)),
+        "workdir": config.working_dir or None,
+        "healthcheck": normalise_healthcheck(config.healthcheck),
+        "labels": net_of_image(user_labels(config.labels), user_labels(image.labels)),
+        "devices": sorted(f"{d.path_on_host}:{d.path_in_container}" for d in host.devices or []),
+        "ports": sorted((host.port_bindings or {}).keys()),
     }

@@ -1,107 +1,118 @@
-"""`policy audit --watch`: audit each container as it starts (or is updated), until Ctrl-C."""
+"""`policy audit --watch`: audit each container as it starts (or is updated), until stopped.
+
+`Watcher.events()` yields what happens (ready, a container audited, an error) and never prints;
+the CLI prints and picks the exit code.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
+import queue
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from engine.audit.auditor import Auditor
-from engine.backends.docker import DockerEngine
-from engine.report.json_format import finding_dict
-from policy.diagnostics import Severity
+from engine.audit.auditor import Auditor, ImageConfigs
+from engine.audit.findings import ContainerReport
+from engine.backends.interface import Engine, EventStream
 from policy.errors import EngineError
 
 EVENTS = {"type": ["container"], "event": ["start", "update"]}
 
 
-def watch(
-    auditor: Auditor,
-    engines: list[DockerEngine],
-    filters: dict[str, Any],
-    as_json: bool,
-    threshold: Severity,
-) -> int:
-    """Follow every engine's events; one line per finding. Returns 1 if anything failed."""
-    lock = threading.Lock()
-    failed = threading.Event()
-    streams: list[Any] = []
-    ready = [threading.Event() for _ in engines]
+@dataclass(frozen=True)
+class Ready:
+    """Every engine's event stream is open: a container started from now on is seen."""
 
-    def say(line: str, stream: Any = sys.stdout) -> None:
-        with lock:
-            print(line, file=stream, flush=True)
+    engines: int
 
-    def check(engine: DockerEngine, container: str) -> None:
+
+@dataclass(frozen=True)
+class Audited:
+    report: ContainerReport
+
+
+@dataclass(frozen=True)
+class WatchError:
+    message: str
+
+
+WatchEvent = Ready | Audited | WatchError
+
+
+class Watcher:
+    """Follows the events of `engines` and audits each container that starts."""
+
+    def __init__(self, auditor: Auditor, engines: list[Engine], filters: dict[str, Any]) -> None:
+        self.auditor = auditor
+        self.engines = engines
+        self.filters = filters
+        self._queue: queue.Queue[WatchEvent | None] = queue.Queue()
+        self._streams: list[EventStream] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def events(self) -> Iterator[WatchEvent]:
+        """Until every stream has ended (or `stop`). Waits in short steps so Ctrl-C is seen."""
+        ready = [threading.Event() for _ in self.engines]
+        threads = [
+            threading.Thread(target=self._follow, args=(e, r), daemon=True)
+            for e, r in zip(self.engines, ready, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for event in ready:
+            event.wait()
+        yield Ready(len(self.engines))
+        ended = 0
+        while ended < len(threads):
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                ended += 1
+            else:
+                yield item
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for stream in self._streams:
+                stream.close()
+
+    def _check(self, engine: Engine, images: ImageConfigs, container: str) -> None:
         # The events API filters by label but not by name or id: apply the audit's own
         # filters through the container list, exactly as a one-shot audit does.
-        if filters and not engine.containers({**filters, "id": [container]}):
+        if self.filters and not engine.containers({**self.filters, "id": [container]}):
             return
         inspect = engine.inspect_if_exists(container)
-        if inspect is None:
-            return
-        try:
-            image = engine.inspect_image(inspect["Image"]).get("Config") or {}
-        except EngineError:
-            image = {}
-        report = auditor.evaluate(engine.name, inspect, image, local=auditor.is_local(engine))
-        for f in report.findings:
-            if f.severity.rank >= threshold.rank:
-                failed.set()
-            if as_json:
-                say(json.dumps(finding_dict(f), default=str))
-            else:
-                say(
-                    f"{f.host} {report.name} ({report.id[:12]}): "
-                    f"{f.severity.value} {f.rule}: {f.message}"
-                )
-        if not report.findings and not as_json:
-            say(f"{engine.name} {report.name} ({report.id[:12]}): clean")
+        if inspect is not None:
+            report = self.auditor.evaluate(engine.name, inspect, images.config(inspect.image))
+            self._queue.put(Audited(report))
 
-    def follow(index: int, engine: DockerEngine) -> None:
+    def _follow(self, engine: Engine, ready: threading.Event) -> None:
         try:
-            events = engine.events({**EVENTS, **{k: v for k, v in filters.items() if k == "label"}})
+            labels = {k: v for k, v in self.filters.items() if k == "label"}
+            stream = engine.events({**EVENTS, **labels})
         except EngineError as exc:
-            say(f"policy: error: {exc.message}", sys.stderr)
-            failed.set()
-            ready[index].set()
+            self._queue.put(WatchError(exc.message))
+            ready.set()
+            self._queue.put(None)
             return
-        with lock:
-            streams.append(events)
-        ready[index].set()
+        with self._lock:
+            self._streams.append(stream)
+        ready.set()
+        images = ImageConfigs(engine)
         try:
-            for event in events:
-                container = event.get("id") or (event.get("Actor") or {}).get("ID")
-                if not container:
-                    continue
-                try:
-                    check(engine, container)
-                except EngineError as exc:  # one event that cannot be audited: say so, go on
-                    say(f"policy: error: {container[:12]}: {exc.message}", sys.stderr)
-                    failed.set()
-        except Exception as exc:  # the stream ends: closed by Ctrl-C, or the engine went away
-            if not stopping.is_set():
-                say(f"policy: error: lost the event stream of {engine.name}: {exc}", sys.stderr)
-                failed.set()
-
-    stopping = threading.Event()
-    threads = [
-        threading.Thread(target=follow, args=(i, e), daemon=True) for i, e in enumerate(engines)
-    ]
-    for t in threads:
-        t.start()
-    for event in ready:
-        event.wait()
-    # Only now: a container started after this line is seen.
-    say(f"watching {len(engines)} engine(s); Ctrl-C to stop", sys.stderr)
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.5)
-    except KeyboardInterrupt:
-        stopping.set()
-        for s in streams:
-            s.close()
-        say("stopped watching", sys.stderr)
-    return 1 if failed.is_set() else 0
+            for event in stream:
+                if event.container:
+                    try:
+                        self._check(engine, images, event.container)
+                    except EngineError as exc:  # one event that cannot be audited: go on
+                        self._queue.put(WatchError(f"{event.container[:12]}: {exc.message}"))
+        except Exception as exc:  # the stream ends: closed by stop(), or the engine went away
+            if not self._stopping.is_set():
+                self._queue.put(WatchError(f"lost the event stream of {engine.name}: {exc}"))
+        finally:
+            self._queue.put(None)

@@ -1,8 +1,9 @@
-"""The one adapter to a Docker engine: every engine call of the project goes through here.
+"""A Docker engine through the docker SDK's low-level client (see `interface.Engine`).
 
 Constructing a `DockerEngine` makes no network call and changes no environment; the first call
 connects. Engine failures surface as `EngineError` with a message that says which engine and what
-to do, never as a docker SDK traceback.
+to do, never as a docker SDK traceback; documents come back typed (`interface`), and no SDK type
+leaves this module.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from engine.backends.interface import (
+    ContainerInspect,
+    ContainerSummary,
+    CreateBody,
+    EngineEvent,
+    EngineInfo,
+    EngineVersion,
+    ImageInspect,
+    OutputChunks,
+    parse,
+)
 from policy.errors import EngineError
 
 POOL_SIZE = 32
@@ -114,41 +126,43 @@ class DockerEngine:
                 "a non-root user needs access to the socket (which is root on the host)."
             ) from None
 
-    def version(self) -> dict[str, Any]:
+    def version(self) -> EngineVersion:
         with self.errors("reach"):
-            return dict(self.api.version())
+            return parse(EngineVersion, self.api.version(), "version", self.name)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> EngineInfo:
         with self.errors("reach"):
-            return dict(self.api.info())
+            return parse(EngineInfo, self.api.info(), "system info", self.name)
 
-    def inspect_container(self, container: str) -> dict[str, Any]:
+    def inspect_container(self, container: str) -> ContainerInspect:
         with self.errors("inspect container"):
-            return dict(self.api.inspect_container(container))
+            document = self.api.inspect_container(container)
+        return parse(ContainerInspect, document, "container inspect", self.name)
 
-    def inspect_if_exists(self, container: str) -> dict[str, Any] | None:
-        """The inspect document, or None when the container is gone (removed mid-audit)."""
+    def inspect_if_exists(self, container: str) -> ContainerInspect | None:
+        """See `Engine.inspect_if_exists`."""
         import docker.errors
 
         try:
-            return dict(self.api.inspect_container(container))
+            document = self.api.inspect_container(container)
         except docker.errors.NotFound:
             return None
         except Exception:
             with self.errors("inspect container"):
                 raise
+        return parse(ContainerInspect, document, "container inspect", self.name)
 
-    def events(self, filters: dict[str, Any]) -> Any:
-        """The engine's event stream (decoded), until closed."""
+    def events(self, filters: dict[str, Any]) -> _Events:
+        """See `Engine.events`."""
         with self.errors("follow the events of"):
-            return self.api.events(filters=filters, decode=True)
+            return _Events(self.api.events(filters=filters, decode=True), self.name)
 
-    def inspect_image(self, image: str) -> dict[str, Any]:
+    def inspect_image(self, image: str) -> ImageInspect:
         import docker.errors
 
         api = self.api
         try:
-            return dict(api.inspect_image(image))
+            document = api.inspect_image(image)
         except docker.errors.NotFound:
             raise EngineError(
                 f"image {image} is not available on {self.name}; build it (for the shipped test "
@@ -158,25 +172,35 @@ class DockerEngine:
             with self.errors("inspect image"):
                 raise
             raise  # pragma: no cover - errors() always raises
+        return parse(ImageInspect, document, "image inspect", self.name)
 
-    def create(self, **kwargs: Any) -> str:
+    def create(self, body: CreateBody, name: str) -> str:
         with self.errors("create the container"):
-            return str(self.api.create_container(**kwargs)["Id"])
-
-    def host_config(self, **kwargs: Any) -> Any:
-        return self.api.create_host_config(**kwargs)
+            return str(self.api.create_container_from_config(body, name)["Id"])
 
     def start(self, container: str) -> None:
         with self.errors("start the container"):
             self.api.start(container)
 
-    def attach(self, container: str) -> Any:
-        """(stdout, stderr) chunks from the beginning of the container's output, as they come."""
+    def attach(self, container: str) -> OutputChunks:
+        """See `Engine.attach`."""
         with self.errors("attach to the container"):
-            return self.api.attach(container, stream=True, logs=True, demux=True)
+            chunks: OutputChunks = self.api.attach(container, stream=True, logs=True, demux=True)
+            return chunks
+
+    def attach_socket(self, container: str) -> Any:
+        """See `Engine.attach_socket`: the raw socket under the SDK's wrapper."""
+        with self.errors("attach to the container"):
+            params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+            sock = self.api.attach_socket(container, params=params)
+            return getattr(sock, "_sock", sock)
+
+    def resize(self, container: str, height: int, width: int) -> None:
+        with self.errors("resize the terminal of"):
+            self.api.resize(container, height=height, width=width)
 
     def wait(self, container: str, timeout: float | None) -> int:
-        """The exit code; raises `TimeoutError` if the container runs longer than `timeout`."""
+        """See `Engine.wait`."""
         import requests.exceptions
 
         with self.errors("wait for the container"):
@@ -206,10 +230,26 @@ class DockerEngine:
                 if "already in progress" not in str(exc.explanation or ""):
                     raise
 
-    def containers(self, filters: dict[str, Any], all: bool = True) -> list[dict[str, Any]]:
+    def containers(self, filters: dict[str, Any], all: bool = True) -> list[ContainerSummary]:
         with self.errors("list containers"):
-            return list(self.api.containers(all=all, filters=filters))
+            listed = self.api.containers(all=all, filters=filters)
+        return [parse(ContainerSummary, c, "container list", self.name) for c in listed]
 
     def close(self) -> None:
         if self._api is not None:
             self._api.close()
+
+
+class _Events:
+    """The SDK's decoded event generator as an `EventStream` of typed events."""
+
+    def __init__(self, stream: Any, engine: str) -> None:
+        self._stream = stream
+        self._engine = engine
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        for event in self._stream:
+            yield parse(EngineEvent, event, "event", self._engine)
+
+    def close(self) -> None:
+        self._stream.close()

@@ -9,7 +9,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from engine.backends.docker import DockerEngine
+from engine.backends import connect
+from engine.backends.interface import Engine
 from policy.errors import EngineError
 from policy.loader import Policy, resolve_source
 
@@ -23,9 +24,9 @@ class Check:
 
 
 def run_checks(
-    policy: Policy, profiles: list[str], engine: DockerEngine | None = None
+    policy: Policy, profiles: list[str], engine: Engine | None = None
 ) -> Iterator[Check]:
-    engine = engine or DockerEngine()
+    engine = engine or connect()
     try:
         version = engine.version()
         info = engine.info()
@@ -40,18 +41,18 @@ def run_checks(
     yield Check(
         "engine",
         True,
-        f"{engine.name} answers, Docker {version.get('Version')} "
-        f"(API {version.get('ApiVersion')}), cgroup v{info.get('CgroupVersion', '?')}",
+        f"{engine.name} answers, Docker {version.version} "
+        f"(API {version.api_version}), cgroup v{info.cgroup_version or '?'}",
     )
-    for key, what in (("MemoryLimit", "memory"), ("CpuCfsQuota", "cpu"), ("PidsLimit", "pids")):
-        ok = bool(info.get(key))
+    limits = (("memory", info.memory_limit), ("cpu", info.cpu_cfs_quota), ("pids", info.pids_limit))
+    for what, ok in limits:
         yield Check(
             f"cgroup {what}",
             ok,
             "limits are enforced" if ok else "limits are NOT enforced",
             f"enable the {what} cgroup controller for dockerd (kernel and cgroup mount)",
         )
-    options = " ".join(info.get("SecurityOptions") or [])
+    options = " ".join(info.security_options or [])
     yield Check(
         "seccomp",
         "seccomp" in options,

@@ -37,9 +37,10 @@ from loguru import logger
 
 from engine import labels as L
 from engine.audit.auditor import Auditor
-from engine.cli import main
 from engine.backends.docker import DockerEngine
-from engine.render.translate import reserved_labels
+from engine.backends.interface import ContainerSummary
+from engine.cli import main
+from policy.canonical import digest
 from policy.loader import Policy
 from policy.rules import RULES_BY_ID, SENSITIVE_HOST_PATHS
 from tests.conftest import POLICIES, ROOT, TEST_IMAGE
@@ -150,11 +151,12 @@ def without_reserved_labels(argv: list[str]) -> list[str]:
 def with_launch_labels(argv: list[str], profile: str, policy: Policy) -> list[str]:
     """Add the labels a `policy run` launch carries beyond the rendered ones (launch id and
     project), so the container is labelled exactly like a launched one."""
-    labels = reserved_labels(
-        policy.profiles[profile],
+    labels = L.reserved(
+        profile,
+        digest(policy.profiles[profile]),
         policy.declared[profile].source.display,
-        uuid.uuid4().hex[:16],
-        policy.project,
+        launch_id=uuid.uuid4().hex[:16],
+        project=str(policy.project),
     )
     image = argv.index(policy.profiles[profile].image)
     argv = list(argv)
@@ -571,9 +573,9 @@ class _StaleListing(DockerEngine):
         super().__init__()
         self.gone = gone
 
-    def containers(self, filters: dict[str, Any], all: bool = True) -> list[dict[str, Any]]:
+    def containers(self, filters: dict[str, Any], all: bool = True) -> list[ContainerSummary]:
         listed = super().containers(filters, all)
-        return [{"Id": g} for g in self.gone] + listed
+        return [ContainerSummary.model_validate({"Id": g}) for g in self.gone] + listed
 
 
 def test_auditor_skips_a_container_removed_after_listing(
@@ -792,8 +794,7 @@ def test_watch_sees_a_container_started_after_it(
 def test_watch_says_watching_only_once_subscribed(
     shipped: Policy, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.audit.watch import watch
-    from policy.diagnostics import Severity
+    from engine.audit.watch import Ready, Watcher
 
     release = threading.Event()
 
@@ -802,22 +803,17 @@ def test_watch_says_watching_only_once_subscribed(
             release.wait(DEADLINE)
             return iter([])
 
-    thread = threading.Thread(
-        target=watch,
-        args=(Auditor(shipped), [SlowToSubscribe()], {}, True, Severity.ERROR),
-        daemon=True,
-    )
+    first: list[object] = []
+    watcher = Watcher(Auditor(shipped), [SlowToSubscribe()], {})
+    thread = threading.Thread(target=lambda: first.append(next(watcher.events())), daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 1.0
-        said = ""
-        while time.monotonic() < deadline and "watching" not in said:
-            said += capsys.readouterr().err
-            time.sleep(0.05)
-        assert "watching" not in said, "announced before the event stream was open"
+        thread.join(1.0)  # ample time to announce, were it not waiting for the stream
+        assert first == [], "announced before the event stream was open"
     finally:
         release.set()
         thread.join(DEADLINE)
+    assert [type(e) for e in first] == [Ready]  # the CLI prints "watching" on exactly this
 
 
 def _watch_deep(

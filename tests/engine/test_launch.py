@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.cli import main
 from engine.backends.docker import DockerEngine
-from engine.launcher.run import LaunchSpec, VerificationError, run
+from engine.cli import main
+from engine.launcher.run import run
+from engine.launcher.spec import LaunchSpec, VerificationError
 from policy import units
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
@@ -98,10 +99,10 @@ def reset_logging() -> None:
     """
     from loguru import logger
 
-    from engine.history import record
+    from engine import history
 
     logger.remove()
-    record._record_sinks.clear()
+    history.reset()
     logger.disable("engine")
 
 
@@ -344,9 +345,9 @@ class TamperingEngine(DockerEngine):
         self.change = change
         self.started: list[str] = []
 
-    def create(self, **kwargs: Any) -> str:
-        kwargs["host_config"] = {**kwargs["host_config"], **self.change}
-        return super().create(**kwargs)
+    def create(self, body: dict[str, Any], name: str) -> str:
+        body = {**body, "HostConfig": {**body["HostConfig"], **self.change}}
+        return super().create(body, name)
 
     def start(self, container: str) -> None:
         self.started.append(container)

@@ -14,7 +14,8 @@ import pytest
 
 from engine import labels
 from engine.backends.docker import DockerEngine
-from engine.render.translate import __version__ as ENGINE_VERSION
+from engine.backends.interface import ContainerSummary
+from engine.version import version
 from policy.canonical import digest
 from policy.loader import load_policy
 from tests.conftest import POLICIES, TEST_IMAGE, new_name
@@ -145,10 +146,10 @@ def test_clean_removes_only_labelled_containers(
 
     def own_only(
         self: DockerEngine, filters: dict[str, Any], all: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[ContainerSummary]:
         found = real_containers(self, filters, all)
-        listed.extend(found)
-        return [c for c in found if guard.owns(c)]
+        listed.extend(c.model_dump(by_alias=True) for c in found)
+        return [c for c in found if guard.owns(c.model_dump(by_alias=True))]
 
     monkeypatch.setattr(DockerEngine, "containers", own_only)
 
@@ -220,7 +221,7 @@ def test_detach_prints_a_running_labelled_container(
         assert found[labels.PROFILE] == "isolation"
         assert found[labels.DIGEST] == digest(profile)
         assert found[labels.POLICY].endswith("base.toml")
-        assert found[labels.ENGINE_VERSION] == ENGINE_VERSION
+        assert found[labels.ENGINE_VERSION] == version()
         assert inspect["Name"] == f"/policy-isolation-{found[labels.LAUNCH_ID]}"
     finally:
         docker_client.api.remove_container(container, v=True, force=True)

@@ -16,15 +16,23 @@ import pytest
 
 from engine import labels as L
 from engine.audit.auditor import Auditor
-from engine.render.toml import capture_toml, profile_from_inspect
 from engine.audit.deep import compare_kernel, kernel_view
-from engine.audit.drift import diff, expected_settings
+from engine.audit.drift import diff
 from engine.audit.findings import Kind
-from engine.audit.observe import ALL_CAPABILITIES, observed_settings, parse_tmpfs_options
+from engine.audit.observe import parse_tmpfs_options
+from engine.render.settings import ALL_CAPABILITIES
 from policy import units
 from policy.canonical import digest
 from policy.diagnostics import Severity
 from policy.loader import Policy, load_policy
+from tests.documents import (
+    capture_toml,
+    expected_settings,
+    image_config,
+    inspect_doc,
+    observed_settings,
+    profile_from_inspect,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 INSPECT = DATA / "inspect"
@@ -217,7 +225,9 @@ def test_an_inline_seccomp_that_is_not_json_is_invalid(image: dict[str, Any]) ->
 
 @pytest.mark.parametrize("doc", ["isolation-launched", "jit-launched"])
 def test_recorded_launches_audit_clean(doc: str, policy: Policy, image: dict[str, Any]) -> None:
-    report = Auditor(policy).audit_container("unix:///test.sock", recorded(doc), image)
+    report = Auditor(policy).audit_container(
+        "unix:///test.sock", inspect_doc(recorded(doc)), image_config(image)
+    )
     assert report.profile == doc.split("-")[0]
     assert report.findings == []
 
@@ -226,7 +236,7 @@ def test_a_drift_finding_says_where_the_key_is_declared(
     policy: Policy, image: dict[str, Any]
 ) -> None:
     doc = _mutated(("HostConfig", "Memory"), 512 * MIB)
-    report = Auditor(policy).audit_container("h", doc, image)
+    report = Auditor(policy).audit_container("h", inspect_doc(doc), image_config(image))
     [finding] = report.findings
     assert (finding.kind, finding.rule, finding.severity) == (Kind.DRIFT, "drift", Severity.ERROR)
     assert (finding.field, finding.expected, finding.actual) == ("memory", 1024 * MIB, 512 * MIB)
@@ -241,15 +251,18 @@ def test_worker_shard_env_is_accepted_only_when_numeric(
 ) -> None:
     auditor = Auditor(policy)
     ok = _mutated(("Config", "Env"), ["PATH=/bin", "SHARD_INDEX=1", "SHARD_COUNT=4"])
-    assert auditor.audit_container("h", ok, image).findings == []
+    assert auditor.audit_container("h", inspect_doc(ok), image_config(image)).findings == []
     bad = _mutated(("Config", "Env"), ["PATH=/bin", "SHARD_INDEX=x"])
-    assert [f.field for f in auditor.audit_container("h", bad, image).findings] == ["env"]
+    assert [
+        f.field
+        for f in auditor.audit_container("h", inspect_doc(bad), image_config(image)).findings
+    ] == ["env"]
 
 
 def test_an_older_digest_is_stale_not_drift(policy: Policy, image: dict[str, Any]) -> None:
     doc = _mutated(("HostConfig", "Memory"), 512 * MIB)
     doc["Config"]["Labels"][L.DIGEST] = "sha256:" + "0" * 64
-    [finding] = Auditor(policy).audit_container("h", doc, image).findings
+    [finding] = Auditor(policy).audit_container("h", inspect_doc(doc), image_config(image)).findings
     assert (finding.kind, finding.severity) == (Kind.STALE, Severity.WARNING)
     assert "memory" in finding.message
 
@@ -257,7 +270,7 @@ def test_an_older_digest_is_stale_not_drift(policy: Policy, image: dict[str, Any
 def test_an_unknown_profile_label(policy: Policy, image: dict[str, Any]) -> None:
     doc = copy.deepcopy(recorded("isolation-launched"))
     doc["Config"]["Labels"][L.PROFILE] = "retired"
-    [finding] = Auditor(policy).audit_container("h", doc, image).findings
+    [finding] = Auditor(policy).audit_container("h", inspect_doc(doc), image_config(image)).findings
     assert (finding.kind, finding.severity) == (Kind.UNKNOWN_PROFILE, Severity.ERROR)
     assert "retired" in finding.message
 
@@ -296,7 +309,11 @@ def test_recorded_digest_labels_match_the_recorded_policy(policy: Policy) -> Non
 def test_unmanaged_containers_are_judged_by_the_rules(
     doc: str, rules: set[str], policy: Policy, image: dict[str, Any]
 ) -> None:
-    findings = Auditor(policy).audit_container("h", recorded(doc), image).findings
+    findings = (
+        Auditor(policy)
+        .audit_container("h", inspect_doc(recorded(doc)), image_config(image))
+        .findings
+    )
     assert {f.rule for f in findings} == rules
     assert len(findings) == len(rules)
     assert all(f.kind is Kind.UNMANAGED for f in findings)

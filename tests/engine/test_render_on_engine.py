@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from engine.audit.drift import diff
 from engine.cli import main
-from engine.audit.drift import diff, expected_settings
-from engine.audit.observe import observed_settings
 from policy import units
 from policy.loader import Policy
 from tests.conftest import POLICIES, ROOT, new_name
+from tests.documents import expected_settings, observed_settings
 
 pytestmark = pytest.mark.engine
 PROFILES = ["isolation", "full", "parallel", "jit", "fast", "standard", "slow", "intensive"]

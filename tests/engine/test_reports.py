@@ -26,8 +26,8 @@ import pytest
 
 from engine import labels as L
 from engine.audit.auditor import Auditor
+from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
 from engine.cli import main
-from engine.audit.findings import AuditReport, Finding, Kind
 from engine.report import Format, formatter
 from engine.report.json_format import SCHEMA
 from policy.canonical import SOURCE_KEY
@@ -35,6 +35,7 @@ from policy.diagnostics import Severity
 from policy.loader import Policy, load_policy
 from policy.rules import RULES
 from tests.conftest import POLICIES, new_name
+from tests.documents import image_config, inspect_doc
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SARIF_SCHEMA = DATA / "sarif-schema-2.1.0.json"
@@ -75,8 +76,12 @@ def report(policy: Policy) -> AuditReport:
     """Every kind of finding, over three hosts (the third unreachable)."""
     image = recorded("image-simple-test-isolation")["Config"]
     auditor = Auditor(policy)
-    clean = auditor.audit_container(H1, _doc("isolation-launched", "a1"), image)
-    drifted = auditor.audit_container(
+
+    def judge(host: str, doc: dict[str, Any]) -> ContainerReport:
+        return auditor.audit_container(host, inspect_doc(doc), image_config(image))
+
+    clean = judge(H1, _doc("isolation-launched", "a1"))
+    drifted = judge(
         H1,
         _doc(
             "isolation-launched",
@@ -85,7 +90,6 @@ def report(policy: Policy) -> AuditReport:
             Config__User="1002:1002",
             HostConfig__CapAdd=["NET_RAW"],
         ),
-        image,
     )
     drifted.findings.append(
         Finding(
@@ -105,12 +109,12 @@ def report(policy: Policy) -> AuditReport:
     )
     stale_doc = _doc("jit-launched", "c3", HostConfig__PidsLimit=100)
     stale_doc["Config"]["Labels"][L.DIGEST] = "sha256:" + "0" * 64
-    stale = auditor.audit_container(H2, stale_doc, image)
+    stale = judge(H2, stale_doc)
     unknown_doc = _doc("isolation-launched", "d4")
     unknown_doc["Config"]["Labels"][L.PROFILE] = "retired"
-    unknown = auditor.audit_container(H2, unknown_doc, image)
-    unmanaged = auditor.audit_container(H2, _doc("unmanaged-privileged", "e5"), image)
-    mixed = auditor.audit_container(H2, _doc("unmanaged-mixed", "f6"), image)
+    unknown = judge(H2, unknown_doc)
+    unmanaged = judge(H2, _doc("unmanaged-privileged", "e5"))
+    mixed = judge(H2, _doc("unmanaged-mixed", "f6"))
     out = AuditReport(
         containers=[clean, drifted, stale, unknown, unmanaged, mixed], hosts=[H1, H2, H3]
     )
@@ -448,7 +452,7 @@ def test_a_container_that_cannot_be_evaluated_is_a_finding_in_every_format(
     doc = _doc("isolation-launched", "b7")
     doc["HostConfig"]["CapAdd"] = ["NOT_A_CAPABILITY"]  # what no engine reports, say a bug
     auditor = Auditor(policy)
-    evaluated = auditor.evaluate("unix:///h.sock", doc, {})
+    evaluated = auditor.evaluate("unix:///h.sock", inspect_doc(doc), image_config({}))
     assert [f.kind for f in evaluated.findings] == [Kind.AUDIT_ERROR]
     assert evaluated.findings[0].severity is Severity.ERROR
     assert "NOT_A_CAPABILITY" in evaluated.findings[0].message

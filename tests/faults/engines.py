@@ -428,10 +428,10 @@ def reset_logging() -> None:
     """Loguru as a fresh `policy` process has it: the engine's messages disabled, no sinks."""
     from loguru import logger
 
-    from engine.history import record
+    from engine import history
 
     logger.remove()
-    record._record_sinks.clear()
+    history.reset()
     logger.disable("engine")
 
 

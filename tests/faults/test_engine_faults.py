@@ -19,6 +19,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,10 @@ import pytest
 
 from engine import labels
 from engine.backends.docker import DockerEngine
-from engine.launcher.run import LaunchSpec, create_request
+from engine.backends.interface import ContainerInspect
+from engine.launcher.spec import LaunchSpec
+from engine.render.interface import render
+from engine.render.request import EngineRequest
 from policy.loader import load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
 from tests.faults.engines import (
@@ -342,14 +346,10 @@ def start_many(engine: DockerEngine, count: int, project: Path) -> list[str]:
                 "policies/base.toml",
                 tuple(SLEEPER),
             )
-            cid = engine.create(**create_request(engine, spec))
+            cid = engine.create(render(EngineRequest(), spec.walked).value, spec.name)
         else:
-            cid = engine.create(
-                image=TEST_IMAGE,
-                command=SLEEPER,
-                detach=True,
-                host_config=engine.host_config(network_mode="none"),
-            )
+            body = {"Image": TEST_IMAGE, "Cmd": SLEEPER, "HostConfig": {"NetworkMode": "none"}}
+            cid = engine.create(body, f"cp-unmanaged-{uuid.uuid4().hex[:10]}")
         engine.start(cid)
         with lock:
             ids.append(cid)
@@ -439,7 +439,7 @@ def test_audit_ends_cleanly_when_the_engine_dies_mid_inspection(
     calls = 0
     lock = threading.Lock()
 
-    def inspect_then_die(self: DockerEngine, container: str) -> dict[str, Any] | None:
+    def inspect_then_die(self: DockerEngine, container: str) -> ContainerInspect | None:
         nonlocal calls
         with lock:
             calls += 1

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import tomli_w
 
-from engine.render.translate import docker_run_argv
+from engine.render.docker_run import DockerRun
+from engine.render.interface import render as render_as
+from engine.render.walk import walk
 from policy.loader import load_policy
 from tests.conftest import TEST_IMAGE, new_name
 from tests.faults.engines import cli, has_traceback
@@ -93,7 +95,8 @@ def render(policies: Path, *args: str) -> str:
 def expected_argv(policies: Path, command: list[str]) -> list[str]:
     loaded = load_policy([policies])
     display = loaded.declared["probe"].source.display
-    return docker_run_argv(loaded.profiles["probe"], loaded.project, display, command)
+    walked = walk(loaded.profiles["probe"], loaded.project, display, command=tuple(command))
+    return render_as(DockerRun(), walked).value
 
 
 def detached(line: str, name: str) -> str:

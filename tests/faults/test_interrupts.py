@@ -24,7 +24,9 @@ import pytest
 
 from engine import labels
 from engine.backends.docker import DockerEngine
-from engine.launcher.run import LaunchSpec, run
+from engine.backends.interface import ContainerInspect
+from engine.launcher.run import run
+from engine.launcher.spec import LaunchSpec
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES
 from tests.faults.engines import has_traceback, wait_for
@@ -53,13 +55,13 @@ class InterruptingEngine(DockerEngine):
             self.raised_at = time.monotonic()
             raise KeyboardInterrupt
 
-    def create(self, **kwargs: Any) -> str:
+    def create(self, body: dict[str, Any], name: str) -> str:
         self._at("before-create")
-        container = super().create(**kwargs)
+        container = super().create(body, name)
         self._at("after-create")  # the reply (the id) is lost: only the name finds it
         return container
 
-    def inspect_container(self, container: str) -> dict[str, Any]:
+    def inspect_container(self, container: str) -> ContainerInspect:
         self._at("while-verifying")
         return super().inspect_container(container)
 

@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 
 from engine.backends.docker import DockerEngine
-from engine.launcher.run import LaunchSpec, detached
+from engine.launcher.run import detached
+from engine.launcher.spec import LaunchSpec
 from policy.loader import Policy, load_policy
 from tests.conftest import POLICIES, TEST_IMAGE
 from tests.faults.engines import ExtraEngine, extra_engines, has_traceback
@@ -140,7 +142,8 @@ def test_audit_of_5_engines_at_once_names_each_host(docker_client: Any, tmp_path
             managed = launch_detached(api, loaded, per_host // 2, workers=2)
             unmanaged = []
             for _ in range(per_host - per_host // 2):
-                cid = api.create(image=TEST_IMAGE, command=["sleep", "3600"], detach=True)
+                body = {"Image": TEST_IMAGE, "Cmd": ["sleep", "3600"]}
+                cid = api.create(body, f"cp-load-{uuid.uuid4().hex[:10]}")
                 api.start(cid)
                 unmanaged.append(cid)
             api.close()

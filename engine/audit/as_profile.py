@@ -1,0 +1,82 @@
+"""A running container described as a profile: for `policy capture` and unmanaged audits.
+
+Rules and guardrails judge `Profile`s; describing an unmanaged container as one lets the same
+rules judge what actually runs, as docker-bench-security does for every container.
+"""
+
+from __future__ import annotations
+
+from engine.audit.observe import observed_settings
+from engine.backends.interface import ContainerInspect, ImageConfig
+from policy import units
+from policy.model import Mount, Profile, Seccomp, Tmpfs
+
+
+def _seccomp(canonical: str) -> Seccomp:
+    if canonical.startswith("sha256:"):
+        return Seccomp(mode="custom", digest=canonical)
+    return Seccomp(mode="unconfined" if canonical == "unconfined" else "default")
+
+
+def profile_from_inspect(
+    inspect: ContainerInspect, image: ImageConfig | None, name: str | None = None
+) -> Profile:
+    """The profile that describes a container as it is (capabilities as add/drop from ALL)."""
+    s = observed_settings(inspect, image)
+    host = inspect.host_config
+    # As the engine was asked (not the effective set), so `cap-drop-all` and `cap-add` judge
+    # exactly what the container's creator wrote.
+    cap_add = sorted({units.parse_capability(c) for c in host.cap_add or []})
+    cap_drop = sorted({units.parse_capability(c) for c in host.cap_drop or []})
+    tmpfs = {
+        path: Tmpfs(
+            size=spec["size"] if isinstance(spec["size"], int) else 0,
+            mode=int(spec["mode"], 8) if spec.get("mode") else None,
+            options=tuple(spec.get("options") or ()),
+        )
+        for path, spec in s["tmpfs"].items()
+    }
+    mounts = tuple(
+        Mount(source=str(m["source"]), target=str(m["target"]), writable=m["writable"])
+        for m in s["mounts"]
+    )
+    return Profile(
+        name=name or inspect.short_name or "container",
+        image=s["image"] or "unknown",
+        user=s["user"],
+        read_only=s["read_only"],
+        privileged=s["privileged"],
+        network=s["network"],
+        pid=s["pid"],
+        ipc=s["ipc"],
+        uts=s["uts"],
+        cap_drop=tuple(cap_drop),
+        cap_add=tuple(cap_add),
+        no_new_privileges=s["no_new_privileges"],
+        seccomp=_seccomp(s["seccomp"]),
+        pids_limit=s["pids_limit"],
+        memory=s["memory"],
+        cpus=s["cpus"],
+        tmpfs=tmpfs,
+        mounts=mounts,
+        env=s["env"],
+        workdir=s["workdir"],
+        labels=s["labels"],
+    )
+
+
+def capture_toml(
+    inspect: ContainerInspect, image: ImageConfig | None, name: str | None = None
+) -> str:
+    """A policy file with one profile describing the container (`policy capture`)."""
+    from engine.render.interface import render
+    from engine.render.toml import TomlProfile, document
+    from engine.render.walk import walk
+
+    profile = profile_from_inspect(inspect, image, name)
+    body = render(TomlProfile(), walk(profile, None)).value
+    header = (
+        f"# Captured from container {inspect.id[:12]} ({inspect.short_name}). Review before "
+        'use: a custom seccomp profile cannot be recovered and is written as "default".\n'
+    )
+    return header + document(profile.name, body)

@@ -1,0 +1,267 @@
+"""The engine interface: what the project asks of a container engine, and the typed documents it
+gets back.
+
+A backend (one module in this folder) implements `Engine`. The documents are pydantic models with
+`extra="ignore"`: they name exactly the fields the project reads, under the Engine API's own
+spelling as aliases, so an engine that adds fields changes nothing and a field the project reads
+is one attribute, typed, instead of a `dict.get` chain. The create request goes the other way as
+the Engine API's own JSON body (`ContainerCreateRequest` of API 1.41), which every backend posts
+as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policy.errors import EngineError
+
+# The Engine API's JSON body for `POST /containers/create`, as rendered by `engine.render.request`.
+CreateBody = dict[str, Any]
+# (stdout, stderr) chunks of a container's output; one of the two is None in each chunk.
+OutputChunks = Iterable[tuple[bytes | None, bytes | None]]
+
+
+class DocumentError(EngineError):
+    """The engine answered with a document this project cannot read (a field of the wrong type)."""
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class HealthcheckDoc(_Document):
+    test: list[str] | None = Field(None, alias="Test")
+    interval: int | None = Field(None, alias="Interval")  # nanoseconds
+    timeout: int | None = Field(None, alias="Timeout")
+    retries: int | None = Field(None, alias="Retries")
+    start_period: int | None = Field(None, alias="StartPeriod")
+
+
+class ImageConfig(_Document):
+    """What an image gives the containers made from it (`Config` of an image inspect)."""
+
+    user: str | None = Field(None, alias="User")
+    env: list[str] | None = Field(None, alias="Env")
+    labels: dict[str, str] | None = Field(None, alias="Labels")
+    working_dir: str | None = Field(None, alias="WorkingDir")
+    healthcheck: HealthcheckDoc | None = Field(None, alias="Healthcheck")
+
+
+class ContainerConfig(ImageConfig):
+    """`Config` of a container inspect: the image's fields plus the image it was created from."""
+
+    image: str | None = Field(None, alias="Image")
+
+
+class TmpfsOptionsDoc(_Document):
+    size_bytes: int | None = Field(None, alias="SizeBytes")
+    mode: int | None = Field(None, alias="Mode")
+
+
+class HostMount(_Document):
+    """A mount as requested (`HostConfig.Mounts`)."""
+
+    type: str | None = Field(None, alias="Type")
+    source: str | None = Field(None, alias="Source")
+    target: str = Field(alias="Target")
+    read_only: bool = Field(False, alias="ReadOnly")
+    tmpfs_options: TmpfsOptionsDoc | None = Field(None, alias="TmpfsOptions")
+
+
+class DeviceDoc(_Document):
+    path_on_host: str | None = Field(None, alias="PathOnHost")
+    path_in_container: str | None = Field(None, alias="PathInContainer")
+
+
+class HostConfigDoc(_Document):
+    privileged: bool = Field(False, alias="Privileged")
+    readonly_rootfs: bool = Field(False, alias="ReadonlyRootfs")
+    network_mode: str | None = Field(None, alias="NetworkMode")
+    pid_mode: str | None = Field(None, alias="PidMode")
+    ipc_mode: str | None = Field(None, alias="IpcMode")
+    uts_mode: str | None = Field(None, alias="UTSMode")
+    cap_add: list[str] | None = Field(None, alias="CapAdd")
+    cap_drop: list[str] | None = Field(None, alias="CapDrop")
+    security_opt: list[str] | None = Field(None, alias="SecurityOpt")
+    pids_limit: int | None = Field(None, alias="PidsLimit")
+    memory: int | None = Field(None, alias="Memory")
+    nano_cpus: int | None = Field(None, alias="NanoCpus")
+    cpu_quota: int | None = Field(None, alias="CpuQuota")
+    cpu_period: int | None = Field(None, alias="CpuPeriod")
+    tmpfs: dict[str, str] | None = Field(None, alias="Tmpfs")
+    mounts: list[HostMount] | None = Field(None, alias="Mounts")
+    devices: list[DeviceDoc] | None = Field(None, alias="Devices")
+    port_bindings: dict[str, Any] | None = Field(None, alias="PortBindings")
+
+
+class MountPoint(_Document):
+    """A mount as the engine made it (`Mounts` of a container inspect)."""
+
+    type: str | None = Field(None, alias="Type")
+    source: str | None = Field(None, alias="Source")
+    destination: str = Field(alias="Destination")
+    rw: bool = Field(False, alias="RW")
+    propagation: str | None = Field(None, alias="Propagation")
+
+
+class ContainerState(_Document):
+    status: str | None = Field(None, alias="Status")
+    pid: int = Field(0, alias="Pid")
+    oom_killed: bool = Field(False, alias="OOMKilled")
+    exit_code: int | None = Field(None, alias="ExitCode")
+
+
+class ContainerInspect(_Document):
+    """`GET /containers/{id}/json`: the parts launch verification and the audit read."""
+
+    id: str = Field(alias="Id")
+    name: str = Field("", alias="Name")
+    image: str = Field("", alias="Image")  # the image id
+    config: ContainerConfig = Field(default_factory=ContainerConfig, alias="Config")
+    host_config: HostConfigDoc = Field(default_factory=HostConfigDoc, alias="HostConfig")
+    mounts: list[MountPoint] | None = Field(None, alias="Mounts")
+    state: ContainerState = Field(default_factory=ContainerState, alias="State")
+
+    @property
+    def short_name(self) -> str:
+        return self.name.lstrip("/")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.config.labels or {}
+
+
+class ImageInspect(_Document):
+    """`GET /images/{name}/json`."""
+
+    id: str = Field(alias="Id")
+    config: ImageConfig = Field(default_factory=ImageConfig, alias="Config")
+
+
+class ContainerSummary(_Document):
+    """One entry of `GET /containers/json`."""
+
+    id: str = Field(alias="Id")
+    names: list[str] | None = Field(None, alias="Names")
+    labels: dict[str, str] | None = Field(None, alias="Labels")
+    state: str | None = Field(None, alias="State")
+    command: str | None = Field(None, alias="Command")
+
+    @property
+    def name(self) -> str:
+        return (self.names or ["?"])[0].lstrip("/")
+
+
+class EngineVersion(_Document):
+    version: str | None = Field(None, alias="Version")
+    api_version: str | None = Field(None, alias="ApiVersion")
+
+
+class EngineInfo(_Document):
+    """`GET /info`: what `policy doctor` checks."""
+
+    name: str | None = Field(None, alias="Name")
+    cgroup_version: str | None = Field(None, alias="CgroupVersion")
+    memory_limit: bool = Field(False, alias="MemoryLimit")
+    cpu_cfs_quota: bool = Field(False, alias="CpuCfsQuota")
+    pids_limit: bool = Field(False, alias="PidsLimit")
+    security_options: list[str] | None = Field(None, alias="SecurityOptions")
+
+
+class EventActor(_Document):
+    id: str | None = Field(None, alias="ID")
+
+
+class EngineEvent(_Document):
+    """One entry of `GET /events`."""
+
+    id: str | None = None
+    type: str | None = Field(None, alias="Type")
+    action: str | None = Field(None, alias="Action")
+    actor: EventActor | None = Field(None, alias="Actor")
+
+    @property
+    def container(self) -> str | None:
+        return self.id or (self.actor.id if self.actor else None)
+
+
+class EventStream(Protocol):
+    """The engine's event stream: iterate it; `close()` ends it from another thread."""
+
+    def __iter__(self) -> Iterator[EngineEvent]: ...
+
+    def close(self) -> None: ...
+
+
+D = TypeVar("D", bound="_Document")
+
+
+def parse(model: type[D], document: Any, what: str, engine: str) -> D:
+    """`document` as `model`, or a `DocumentError` saying which engine sent what."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(document)"
+        raise DocumentError(
+            f"engine {engine} sent a {what} this tool cannot read: {where}: {first['msg']}"
+        ) from None
+
+
+class Engine(Protocol):
+    """A container engine. Constructing one makes no network call; the first call connects.
+    Every failure is an `EngineError` that names the engine."""
+
+    @property
+    def name(self) -> str:
+        """How the user names this engine (its URL), for messages and reports."""
+        ...
+
+    def version(self) -> EngineVersion: ...
+
+    def info(self) -> EngineInfo: ...
+
+    def containers(self, filters: dict[str, Any], all: bool = True) -> list[ContainerSummary]: ...
+
+    def inspect_container(self, container: str) -> ContainerInspect: ...
+
+    def inspect_if_exists(self, container: str) -> ContainerInspect | None:
+        """The inspect document, or None when the container is gone (removed mid-audit)."""
+        ...
+
+    def inspect_image(self, image: str) -> ImageInspect:
+        """The image, or an `EngineError` that says how to get it."""
+        ...
+
+    def create(self, body: CreateBody, name: str) -> str:
+        """Create (not start) a container from an Engine API body; its id."""
+        ...
+
+    def start(self, container: str) -> None: ...
+
+    def attach(self, container: str) -> OutputChunks:
+        """The container's output from its beginning, as it comes."""
+        ...
+
+    def attach_socket(self, container: str) -> Any:
+        """A socket joined to the container's stdin and output (for an interactive shell)."""
+        ...
+
+    def resize(self, container: str, height: int, width: int) -> None: ...
+
+    def wait(self, container: str, timeout: float | None) -> int:
+        """The exit code; raises `TimeoutError` if the container runs longer than `timeout`."""
+        ...
+
+    def stop(self, container: str, grace: float) -> None: ...
+
+    def remove(self, container: str) -> None:
+        """Remove a container and its anonymous volumes; one already gone is fine."""
+        ...
+
+    def events(self, filters: dict[str, Any]) -> EventStream: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,147 @@
+"""What the command modules share: the parser class, common options, loading the policy,
+building a launch, writing output. Nothing here prints except `print_diagnostics`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+
+from policy.diagnostics import Diagnostic, Severity
+from policy.errors import UsageError
+
+if TYPE_CHECKING:
+    from engine.launcher.spec import LaunchSpec
+    from policy.loader import Policy
+
+OK, FINDINGS, USAGE = 0, 1, 2
+Subparsers = Any  # argparse's _SubParsersAction, which argparse does not export
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 through our own path with a one-line hint."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def add_command(sub: Subparsers, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, formatter_class=formatter, **kwargs)
+    return parser
+
+
+def add_policy_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        "-p",
+        type=Path,
+        default=Path("policies"),
+        metavar="DIR",
+        help="policy directory or file (default: ./policies)",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        metavar="DIR",
+        help="directory relative mount sources resolve against "
+        "(default: the parent of the policy directory)",
+    )
+
+
+def add_log_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="launch record (JSON lines; default $POLICY_RECORD or "
+        "~/.local/state/container-policy/launches.jsonl)",
+    )
+    parser.add_argument("--log-json", action="store_true", help="logs on stderr as JSON lines")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
+
+
+def configure_logs(args: argparse.Namespace) -> None:
+    """Logs on stderr as asked, and the launch record in `--record` (or its default)."""
+    from engine import history
+    from engine.history.jsonl import JsonLinesStore, default_path
+    from engine.logs import configure
+
+    configure(args.verbose, args.log_json)
+    history.reset()
+    history.use(JsonLinesStore(args.record or default_path()))
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 256, got {value}")
+    return value
+
+
+def print_diagnostics(diagnostics: Sequence[Diagnostic], stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    for d in diagnostics:
+        tag = "" if d.severity is Severity.ERROR else " (warning)"
+        print(f"{d}{tag}", file=out)
+
+
+def load(args: argparse.Namespace, require_valid: bool = True) -> Policy:
+    """The policy of `--policies`: it must load and (by default) validate (`UnusablePolicy`)."""
+    from policy.vetted import load_vetted
+
+    return load_vetted([args.policies], args.project, require_valid)
+
+
+def checked_image(image: str | None) -> str | None:
+    from policy.model import checked_image
+
+    return None if image is None else checked_image(image, "--image")
+
+
+def launch_spec(args: argparse.Namespace) -> LaunchSpec:
+    """What `policy run`/`shell` launch: the validated policy's profile, `--image`, the command."""
+    from engine.launcher.spec import LaunchSpec
+
+    policy = load(args)
+    profile = policy.profile(args.profile)
+    return LaunchSpec(
+        profile=profile,
+        project=policy.project,
+        policy_file=policy.declared[profile.name].source.display,
+        command=tuple(args.cmd),
+        image=checked_image(args.image),
+    )
+
+
+def write_output(path: Path | None, text: str) -> None:
+    """Stdout, or `path` written atomically: a failed run never leaves half a report."""
+    if path is None:
+        print(text)
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+        raise UsageError(f"--output {path}: {exc.strerror or exc}") from None
+
+
+def check_output_dir(path: Path | None) -> None:
+    """Before any work: an `--output` whose directory is missing is refused at once."""
+    if path is not None and not path.parent.is_dir():
+        raise UsageError(f"--output {path}: directory {path.parent} does not exist")

@@ -1,0 +1,215 @@
+"""`policy run`, `shell`, `clean`, `doctor`: launching through profiles on an engine."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from engine.cli.common import (
+    FINDINGS,
+    OK,
+    Subparsers,
+    add_command,
+    add_log_args,
+    add_policy_args,
+    configure_logs,
+    launch_spec,
+    load,
+    positive_int,
+)
+from policy.errors import Error
+
+
+def register(sub: Subparsers) -> None:
+    _add_run(sub)
+    p = add_command(
+        sub,
+        "shell",
+        help="an interactive shell under a profile",
+        usage="policy shell PROFILE [options] [-- CMD ...]",
+        epilog="examples:\n  policy shell full\n  policy shell isolation -- sh -l",
+    )
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
+    add_policy_args(p)
+    add_log_args(p)
+    p.set_defaults(func=cmd_shell, launches=True)
+    p = add_command(
+        sub,
+        "clean",
+        help="remove the containers this engine launched",
+        description="Remove every container carrying this project's reserved "
+        "labels, with its anonymous volumes, and nothing else.",
+        epilog="example:\n  policy clean --dry-run",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.set_defaults(func=cmd_clean)
+    p = add_command(
+        sub,
+        "doctor",
+        help="check the engine, cgroups, seccomp, images and mounts",
+        epilog="example:\n  policy doctor isolation\n\nexit: 0 all checks pass, 1 a check fails",
+    )
+    p.add_argument(
+        "profiles", nargs="*", metavar="PROFILE", help="profiles to check (default: all)"
+    )
+    add_policy_args(p)
+    p.set_defaults(func=cmd_doctor)
+
+
+def _add_run(sub: Subparsers) -> None:
+    p = add_command(
+        sub,
+        "run",
+        help="launch a container through a vetted profile",
+        usage="policy run PROFILE [options] [-- CMD ...]",
+        description="Create the container with exactly the profile's settings, "
+        "verify what the engine created, start it only if identical, "
+        "stream its output, enforce the timeout, remove it.",
+        epilog="examples:\n  policy run isolation -- sh -c 'make test'\n"
+        "  policy run parallel --workers 4 -- sh run-shard.sh\n"
+        "  policy run full --detach -- sleep 600\n\n"
+        "exit: the container's code; 124 timeout; 137 out of memory; "
+        "2 refused (policy, verification, engine); 130/143 interrupted",
+    )
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
+    p.add_argument(
+        "--detach", action="store_true", help="leave it running under the profile and print its id"
+    )
+    p.add_argument("--keep", action="store_true", help="do not remove the container afterwards")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=0,
+        metavar="N",
+        help="run N containers at once, each told SHARD_INDEX and SHARD_COUNT",
+    )
+    add_policy_args(p)
+    add_log_args(p)
+    p.set_defaults(func=cmd_run, launches=True)
+
+
+def _duration(seconds: float) -> str:
+    from policy.units import format_duration
+
+    return format_duration(round(seconds, 1))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.backends import connect
+    from engine.launcher.run import EXIT_OOM, describe_oom, detached, run
+    from engine.launcher.terminal import write_chunk
+    from engine.logs import logger
+
+    configure_logs(args)
+    if args.workers:
+        return _run_workers(args)
+    spec = launch_spec(args)
+    engine = connect()
+    if args.detach:
+        with detached(engine, spec, remove=False) as container:
+            print(container)
+        logger.info(f"running detached under '{spec.profile.name}': {container[:12]}")
+        return OK
+    result = run(
+        engine,
+        spec,
+        write_chunk,
+        keep=args.keep,
+        on_timeout=lambda t: logger.warning(
+            f"timeout: '{spec.profile.name}' allows {_duration(t)}; "
+            f"stopping the container (SIGTERM, then SIGKILL)"
+        ),
+    )
+    if result.timed_out:
+        logger.error(f"timed out after {_duration(result.duration)}; exit {result.exit_code}")
+    elif result.exit_code == EXIT_OOM and result.oom_killed:
+        logger.error(describe_oom(spec.profile))
+    if args.keep:
+        logger.info(f"kept container {result.container_id[:12]}")
+    return result.exit_code
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    from engine.backends import connect
+    from engine.launcher.workers import combined_exit, run_workers, shard_specs
+
+    specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
+    engine = connect()
+    engine.version()  # connect (and fail clearly) once, before the workers start
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, count: int) -> None:
+        if tty:
+            print(
+                f"\r{done}/{count} workers done", end="\n" if done == count else "", file=sys.stderr
+            )
+
+    outcomes = run_workers(engine, specs, progress)
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Error):
+            print(f"worker {index}: error: {outcome}", file=sys.stderr)
+            continue
+        print(
+            f"worker {index}: {outcome.outcome}, exit {outcome.exit_code}, {outcome.duration:.1f}s",
+            file=sys.stderr,
+        )
+        if outcome.exit_code != 0:
+            for line in outcome.output.splitlines()[-10:]:
+                print(f"  | {line}", file=sys.stderr)
+    return combined_exit(outcomes)
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from engine.backends import connect
+    from engine.launcher.terminal import attached
+    from engine.launcher.verify import create_verified, remove_reliably
+
+    configure_logs(args)
+    spec = launch_spec(args)
+    if not spec.command:
+        spec = dataclasses.replace(spec, command=("/bin/sh",))
+    engine = connect()
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    container = create_verified(engine, spec, tty=tty)
+    try:
+        return attached(engine, container, tty)
+    finally:
+        remove_reliably(engine, container)
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from engine import labels
+    from engine.backends import connect
+
+    engine = connect()
+    found = engine.containers({"label": labels.PROFILE})
+    for c in found:
+        profile = (c.labels or {}).get(labels.PROFILE, "?")
+        verb = "would remove" if args.dry_run else "removed"
+        if not args.dry_run:
+            engine.remove(c.id)
+        print(f"{verb} {c.id[:12]} {c.name} (profile {profile}, {c.state or '?'})")
+    print(
+        f"{len(found)} container(s) {'to remove' if args.dry_run else 'removed'}", file=sys.stderr
+    )
+    return OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.launcher.doctor import run_checks
+
+    policy = load(args, require_valid=False)
+    names = args.profiles or sorted(policy.profiles)
+    for name in names:
+        policy.profile(name)
+    failed = 0
+    for check in run_checks(policy, names):
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        if not check.ok:
+            failed += 1
+            print(f"      fix: {check.fix}")
+    print(f"{failed} check(s) failed" if failed else "all checks passed", file=sys.stderr)
+    return FINDINGS if failed else OK

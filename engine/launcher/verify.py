@@ -1,0 +1,74 @@
+"""Create a container and verify it before it starts; remove containers reliably.
+
+Verification is the audit's comparison (`engine.audit.drift.diff`) of what the engine created with
+what the profile renders to (`engine.render.settings`): any difference and the container is
+removed without ever starting. The container is named after the launch id before it exists, so
+even a create whose reply was lost can be found and removed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from engine.audit.drift import diff
+from engine.audit.observe import observed_settings
+from engine.backends.interface import ContainerInspect, Engine, ImageInspect
+from engine.launcher.mounts import prepare_mounts
+from engine.launcher.spec import LaunchSpec, VerificationError
+from engine.logs import logger
+from engine.render.interface import render
+from engine.render.request import EngineRequest
+from engine.render.settings import ExpectedSettings
+from policy.errors import EngineError
+
+REMOVE_PATIENCE = 20.0  # seconds to keep trying when the engine is briefly unreachable
+
+
+def verify(
+    engine: Engine, spec: LaunchSpec, container: str, image: ImageInspect | None = None
+) -> ContainerInspect:
+    """Inspect what the engine created and compare it with the profile; the inspect if equal."""
+    inspect = engine.inspect_container(container)
+    if image is None or image.id != inspect.image:
+        image = engine.inspect_image(inspect.image)
+    expected = render(ExpectedSettings(image.config), spec.walked).value
+    drifts = diff(expected, observed_settings(inspect, image.config))
+    if drifts:
+        raise VerificationError(spec.profile.name, drifts)
+    return inspect
+
+
+def create_verified(engine: Engine, spec: LaunchSpec, tty: bool = False) -> str:
+    """Create the container and verify it; on any failure it is removed and nothing started."""
+    image = engine.inspect_image(spec.walked.image)  # a clear error first
+    prepare_mounts(spec.profile, spec.project)
+    body = render(EngineRequest(tty), spec.walked).value
+    try:
+        container = engine.create(body, spec.name)
+        verify(engine, spec, container, image)
+    except BaseException:
+        # By name: the id is unknown if the create call itself was interrupted.
+        remove_reliably(engine, spec.name)
+        raise
+    return container
+
+
+def remove_reliably(engine: Engine, container: str) -> bool:
+    """Remove `container`, retrying while the engine is unreachable (a restart); on giving up,
+    say so loudly with what to run, rather than leave it behind in silence."""
+    deadline = time.monotonic() + REMOVE_PATIENCE
+    delay = 0.2
+    while True:
+        try:
+            engine.remove(container)
+            return True
+        except EngineError as exc:
+            if time.monotonic() + delay > deadline:
+                logger.error(
+                    f"could not remove container {container[:12]} ({exc.message}); "
+                    "it is left behind: remove it with `policy clean` once the engine "
+                    "answers"
+                )
+                return False
+            time.sleep(delay)  # back-off between attempts while the engine restarts
+            delay = min(delay * 2, 2.0)

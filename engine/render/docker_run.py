@@ -1,0 +1,66 @@
+"""Profile -> a `docker run` argv (`policy render --as docker-run`).
+
+An argv list, never a shell string: `shlex.join` quotes it only for display, and the printed line
+runs as printed, hostile words intact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from engine.render.interface import Renderer, leaving, refusing, timeout_note
+from engine.render.request import security_options
+from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
+from policy import units
+
+
+def _csv(fields: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)  # --mount is parsed as CSV
+    return buffer.getvalue()
+
+
+class DockerRun(Renderer[list[str]]):
+    """See `Renderer`."""
+
+    target = "a docker run line"
+    expresses = frozenset(SETTINGS) - {"timeout", "healthcheck"}
+    cannot_express = refusing(
+        healthcheck="an exec-form healthcheck can only be given to `docker run` through a "
+        "shell (--health-cmd); use --as compose or `policy run`"
+    )
+    leaves = leaving(timeout=timeout_note)
+
+    def build(self, walked: Walked) -> list[str]:
+        p = walked.profile
+        argv = ["docker", "run", "--rm"]
+        if p.user is not None:
+            argv += ["--user", p.user]
+        if p.read_only:
+            argv.append("--read-only")
+        if p.privileged:
+            argv.append("--privileged")
+        argv += ["--network", p.network]
+        for ns, mode in walked.namespaces.items():
+            argv += [f"--{ns}", mode]
+        argv += [x for cap in p.cap_drop for x in ("--cap-drop", cap)]
+        argv += [x for cap in p.cap_add for x in ("--cap-add", cap)]
+        argv += [x for opt in security_options(p, p.seccomp.path) for x in ("--security-opt", opt)]
+        if p.pids_limit is not None:
+            argv += ["--pids-limit", str(p.pids_limit)]
+        if p.memory is not None:
+            argv += ["--memory", units.format_size(p.memory)]
+        if walked.cpu_quota is not None:
+            # Quota and period rather than --cpus: the same limit, but the engine does not refuse
+            # a profile that allows more CPUs than this particular host has.
+            argv += ["--cpu-period", str(CPU_PERIOD), "--cpu-quota", str(walked.cpu_quota)]
+        argv += [x for t in walked.tmpfs for x in ("--tmpfs", f"{t.target}:{t.option_string}")]
+        for m in walked.mounts:
+            fields = ["type=bind", f"source={m.source}", f"target={m.target}"]
+            argv += ["--mount", _csv(fields if m.writable else [*fields, "readonly"])]
+        argv += [x for k, v in sorted(walked.env.items()) for x in ("--env", f"{k}={v}")]
+        if p.workdir is not None:
+            argv += ["--workdir", p.workdir]
+        argv += [x for k, v in sorted(walked.labels.items()) for x in ("--label", f"{k}={v}")]
+        return [*argv, walked.image, *walked.command]

@@ -1,0 +1,127 @@
+"""Profile -> the Engine API's create body (`POST /containers/create`, API 1.41).
+
+The body is plain JSON that every backend posts as it is, so no SDK type leaves the backend.
+The custom seccomp profile goes inline, read again now: if the file changed since the policy
+was loaded, the launch is refused rather than run under a profile nobody validated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.backends.interface import CreateBody
+from engine.render.interface import Renderer, leaving
+from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
+from policy.errors import UsageError
+from policy.loader import read_seccomp
+from policy.model import Profile
+
+
+def security_options(profile: Profile, seccomp: str | None) -> list[str]:
+    """`--security-opt` values; `seccomp` is how the custom profile is given (inline or a path)."""
+    out = []
+    if profile.no_new_privileges:
+        out.append("no-new-privileges:true")
+    if profile.seccomp.mode == "unconfined":
+        out.append("seccomp=unconfined")
+    elif profile.seccomp.mode == "custom" and seccomp is not None:
+        out.append("seccomp=" + seccomp)
+    return out
+
+
+def inline_seccomp(profile: Profile) -> str | None:
+    """The custom seccomp JSON as loaded now, refused if it is not what was validated."""
+    if profile.seccomp.mode != "custom" or not profile.seccomp.path:
+        return None
+    path = Path(profile.seccomp.path)
+    now = read_seccomp(path)
+    if isinstance(now, str) or now.digest != profile.seccomp.digest:
+        why = now if isinstance(now, str) else f"its digest is now {now.digest}"
+        raise UsageError(
+            f"profile '{profile.name}': seccomp profile {path} changed since the policy was "
+            f"loaded ({why}); validate the policy again and rerun"
+        )
+    return json.dumps(json.loads(path.read_text(encoding="utf-8")))
+
+
+NAMESPACE_KEYS = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
+
+
+def _ns(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1e9)
+
+
+def _drop_none(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+class EngineRequest(Renderer[CreateBody]):
+    """See `Renderer`. `tty` asks for an interactive container (`policy shell`)."""
+
+    target = "an Engine API create request"
+    expresses = frozenset(SETTINGS) - {"timeout"}
+    leaves = leaving(timeout=lambda _: "the launcher enforces the timeout, not the engine")
+
+    def __init__(self, tty: bool = False) -> None:
+        self.tty = tty
+
+    def build(self, walked: Walked) -> CreateBody:
+        p = walked.profile
+        host = _drop_none(
+            {
+                "ReadonlyRootfs": p.read_only,
+                "Privileged": p.privileged,
+                "NetworkMode": p.network,
+                "CapDrop": list(p.cap_drop) or None,
+                "CapAdd": list(p.cap_add) or None,
+                "SecurityOpt": security_options(p, inline_seccomp(p)) or None,
+                "Tmpfs": {t.target: t.option_string for t in walked.tmpfs} or None,
+                "Mounts": [
+                    {
+                        "Target": m.target,
+                        "Source": m.source,
+                        "Type": "bind",
+                        "ReadOnly": not m.writable,
+                    }
+                    for m in walked.mounts
+                ]
+                or None,
+                "PidsLimit": p.pids_limit,
+                "Memory": p.memory,
+                "CpuPeriod": CPU_PERIOD if p.cpus is not None else None,
+                "CpuQuota": walked.cpu_quota,
+                **{NAMESPACE_KEYS[ns]: mode for ns, mode in walked.namespaces.items()},
+            }
+        )
+        healthcheck = None
+        if p.healthcheck is not None:
+            hc = p.healthcheck
+            healthcheck = _drop_none(
+                {
+                    "Test": ["CMD", *hc.test],
+                    "Interval": _ns(hc.interval),
+                    "Timeout": _ns(hc.timeout),
+                    "Retries": hc.retries,
+                    "StartPeriod": _ns(hc.start_period),
+                }
+            )
+        return _drop_none(
+            {
+                "Image": walked.image,
+                "Cmd": list(walked.command) or None,
+                "User": p.user,
+                "WorkingDir": p.workdir,
+                "Env": [f"{k}={v}" for k, v in walked.env.items()] or None,
+                "Labels": walked.labels,
+                "Healthcheck": healthcheck,
+                "Tty": self.tty,
+                "OpenStdin": self.tty,
+                "StdinOnce": False,
+                "AttachStdin": False,
+                "AttachStdout": False,
+                "AttachStderr": False,
+                "HostConfig": host,
+            }
+        )

@@ -1,0 +1,48 @@
+"""Engine documents recorded from a real engine (tests/data/inspect), as the typed documents the
+backends return, fed to the real functions: so unit tests read like the JSON they were recorded
+as, and exercise the same parsing a live engine's answers go through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.audit import as_profile, observe
+from engine.backends.interface import ContainerInspect, ImageConfig
+from engine.render.interface import render
+from engine.render.settings import ExpectedSettings, Settings
+from engine.render.walk import walk
+from policy.model import Profile
+
+
+def inspect_doc(document: dict[str, Any] | ContainerInspect) -> ContainerInspect:
+    if isinstance(document, ContainerInspect):
+        return document
+    return ContainerInspect.model_validate(document)
+
+
+def image_config(config: dict[str, Any] | ImageConfig | None) -> ImageConfig:
+    if isinstance(config, ImageConfig):
+        return config
+    return ImageConfig.model_validate(config or {})
+
+
+def observed_settings(document: dict[str, Any], image: dict[str, Any] | None) -> Settings:
+    return observe.observed_settings(inspect_doc(document), image_config(image))
+
+
+def expected_settings(
+    profile: Profile, project: Path, image: dict[str, Any] | None, override: str | None = None
+) -> Settings:
+    walked = walk(profile, project, image=override)
+    return render(ExpectedSettings(image_config(image)), walked).value
+
+
+def capture_toml(document: dict[str, Any], image: dict[str, Any], name: str | None = None) -> str:
+    return as_profile.capture_toml(inspect_doc(document), image_config(image), name)
+
+
+def profile_from_inspect(
+    document: dict[str, Any], image: dict[str, Any], name: str | None = None
+) -> Profile:
+    return as_profile.profile_from_inspect(inspect_doc(document), image_config(image), name)
