@@ -1,0 +1,109 @@
+"""The renderers' contract, without an engine: every renderer accounts for every setting, refusal
+is by name, and what is sent to the engine is what was validated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.cli import main
+from engine.render.compose import Compose
+from engine.render.docker_run import DockerRun
+from engine.render.interface import Renderer, Unexpressible, render
+from engine.render.request import EngineRequest
+from engine.render.settings import ExpectedSettings
+from engine.render.toml import TomlProfile
+from engine.render.walk import SETTINGS, walk
+from policy.errors import UnusablePolicy, UsageError
+from policy.loader import load_policy
+from tests.conftest import POLICIES
+
+RENDERERS: list[Renderer[object]] = [
+    EngineRequest(),
+    DockerRun(),
+    Compose(),
+    ExpectedSettings(None),
+    TomlProfile(),
+]
+
+
+@pytest.mark.parametrize("renderer", RENDERERS, ids=lambda r: type(r).__name__)
+def test_every_renderer_accounts_for_every_setting(renderer: Renderer[object]) -> None:
+    declared = [
+        set(renderer.expresses),
+        set(renderer.cannot_express),
+        set(renderer.leaves),
+    ]
+    assert set().union(*declared) == set(SETTINGS), "a setting no declaration covers"
+    assert sum(len(d) for d in declared) == len(SETTINGS), "a setting declared twice"
+
+
+def test_a_setting_a_target_cannot_express_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(
+        'version = 1\n[profiles.probe]\nimage = "busybox:latest"\n'
+        'healthcheck = { test = ["true"], interval = "5s" }\n'
+    )
+    profile = load_policy([tmp_path]).profiles["probe"]
+    with pytest.raises(Unexpressible) as caught:
+        render(DockerRun(), walk(profile, tmp_path, "p.toml"))
+    assert [field for field, _ in caught.value.refused] == ["healthcheck"]
+    assert "healthcheck" in caught.value.message
+    # Compose can: nothing is refused, nothing is dropped.
+    service = render(Compose(), walk(profile, tmp_path, "p.toml")).value["services"]["probe"]
+    assert service["healthcheck"]["test"] == ["CMD", "true"]
+
+
+def test_a_seccomp_file_changed_after_loading_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    policy = load_policy([tmp_path / "policies"])
+    jit = policy.profiles["jit"]
+    request = render(EngineRequest(), walk(jit, policy.project, "base.toml")).value
+    assert any(o.startswith("seccomp={") for o in request["HostConfig"]["SecurityOpt"])
+    seccomp = tmp_path / "policies" / "seccomp" / "test-runner.json"
+    document = json.loads(seccomp.read_text())
+    document["defaultAction"] = "SCMP_ACT_ALLOW"
+    seccomp.write_text(json.dumps(document))
+    with pytest.raises(UsageError, match="changed since the policy was loaded"):
+        render(EngineRequest(), walk(jit, policy.project, "base.toml"))
+    seccomp.unlink()
+    with pytest.raises(UsageError, match=r"test-runner\.json"):
+        render(EngineRequest(), walk(jit, policy.project, "base.toml"))
+
+
+def test_an_invalid_policy_is_the_same_error_from_the_api_and_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p.toml").write_text(
+        'version = 1\n[profiles.probe]\nimage = "busybox:latest"\nprivileged = true\n'
+    )
+    with pytest.raises(UnusablePolicy, match="does not validate") as caught:
+        engine.launch("probe", ["true"], policies=tmp_path)
+    assert caught.value.exit_code == 2
+    code = main(["run", "probe", "--policies", str(tmp_path), "--", "true"])
+    err = capsys.readouterr().err
+    assert code == 2 and caught.value.message in err
+
+
+def test_policy_imports_neither_docker_nor_loguru() -> None:
+    probe = (
+        "import sys, policy, policy.vetted, policy.validate\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'loguru')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_render_says_how_to_create_a_missing_writable_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    assert not (tmp_path / "test-results").exists()
+    assert main(["render", "isolation", "--policies", str(tmp_path / "policies")]) == 0
+    err = capsys.readouterr().err
+    assert f"mkdir -p {tmp_path / 'test-results'}" in err
