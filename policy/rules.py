@@ -52,6 +52,9 @@ class Rule:
     cis: str | None
     pss: str | None
     check: Callable[[Profile, Context], Iterator[Violation]]
+    # Judges what a policy declares, not what a container shows (a running container has no
+    # declared timeout): the audit of running containers skips it.
+    declared_only: bool = False
 
 
 def _host_path(source: str, ctx: Context) -> str:
@@ -312,6 +315,7 @@ RULES: tuple[Rule, ...] = (
         None,
         None,
         _no_timeout,
+        declared_only=True,
     ),
     Rule(
         "docker-socket",

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from policy.canonical import SOURCE_KEY, canonical_document
 from policy.diagnostics import Diagnostic, Severity
+from policy.evaluate import evaluate
 from policy.loader import Policy, Waiver
 from policy.pydantic_errors import did_you_mean
-from policy.rules import RULES, Context
+from policy.rules import RULES
 
 
 @dataclass(frozen=True)
@@ -42,36 +42,13 @@ class _Pending:
 
 
 def _pending_findings(policy: Policy) -> list[_Pending]:
-    ctx = Context(policy.project)
     out: list[_Pending] = []
     for name, profile in policy.profiles.items():
-        for rule in RULES:
-            for violation in rule.check(profile, ctx):
-                out.append(
-                    _Pending(
-                        policy,
-                        name,
-                        rule.id,
-                        f"profile '{name}': {violation.message}",
-                        rule.severity,
-                        violation.key,
-                    )
-                )
-        document = canonical_document(profile)
-        for guardrails in policy.guardrails:
-            for guardrail in guardrails.items:
-                key = SOURCE_KEY.get(guardrail.field, guardrail.field)
-                for message in guardrail.check(document):
-                    out.append(
-                        _Pending(
-                            policy,
-                            name,
-                            guardrail.rule_id,
-                            f"profile '{name}': {message} ({guardrail.description})",
-                            guardrail.severity,
-                            (key,),
-                        )
-                    )
+        for v in evaluate(profile, policy):
+            text = f"{v.message} ({v.title})" if v.guardrail else v.message
+            out.append(
+                _Pending(policy, name, v.rule, f"profile '{name}': {text}", v.severity, v.key)
+            )
     return out
 
 

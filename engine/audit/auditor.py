@@ -24,12 +24,12 @@ from engine.backends.interface import ContainerInspect, DocumentError, Engine, I
 from engine.render.interface import render
 from engine.render.settings import ExpectedSettings
 from engine.render.walk import walk
-from policy.canonical import SOURCE_KEY, canonical_document, digest
+from policy.canonical import SOURCE_KEY, digest
 from policy.diagnostics import Location, Severity
 from policy.errors import EngineError
+from policy.evaluate import evaluate
 from policy.loader import Policy
 from policy.model import Profile
-from policy.rules import RULES, Context
 
 INSPECT_WORKERS = 16
 # Environment the launcher itself adds (parallel workers), accepted when numeric.
@@ -223,38 +223,22 @@ class Auditor:
     def _rule_findings(
         self, profile: Profile, base: dict[str, Any], declared: str | None
     ) -> list[Finding]:
-        """The security rules and guardrails applied to a container as it is."""
-        ctx = Context(self.policy.project)
-        findings = [
+        """The security rules and guardrails applied to a container as it is (one evaluation,
+        `policy.evaluate`, shared with `policy validate`)."""
+        return [
             Finding(
                 Kind.UNMANAGED,
-                rule.id,
-                rule.severity,
-                f"{rule.title}: {v.message}",
-                location=self._rule_location,
+                v.rule,
+                v.severity,
+                f"{v.title}: {v.message}",
+                location=v.guardrail.source.at(("guardrails", v.guardrail.id))
+                if v.guardrail
+                else self._rule_location,
                 profile=declared,
                 **base,
             )
-            for rule in RULES
-            for v in rule.check(profile, ctx)
-            if rule.id != "no-timeout"  # a running container has no declared timeout
+            for v in evaluate(profile, self.policy, declared=False)
         ]
-        document = canonical_document(profile)
-        for guardrails in self.policy.guardrails:
-            for g in guardrails.items:
-                for message in g.check(document):
-                    findings.append(
-                        Finding(
-                            Kind.UNMANAGED,
-                            g.rule_id,
-                            g.severity,
-                            f"{g.description}: {message}",
-                            location=g.source.at(("guardrails", g.id)),
-                            profile=declared,
-                            **base,
-                        )
-                    )
-        return findings
 
 
 class ImageConfigs:
