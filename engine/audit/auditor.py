@@ -17,12 +17,12 @@ from typing import Any
 from engine import labels as L
 from engine.audit.as_profile import profile_from_inspect
 from engine.audit.deep import compare_kernel, kernel_view, owned_by
-from engine.audit.drift import diff
+from engine.audit.drift import Drift, diff
 from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, DocumentError, Engine, ImageConfig
 from engine.render.interface import render
-from engine.render.settings import ExpectedSettings
+from engine.render.settings import ExpectedSettings, Settings
 from engine.render.walk import walk
 from policy.canonical import SOURCE_KEY, digest
 from policy.diagnostics import Location, Severity
@@ -126,66 +126,72 @@ class Auditor:
                 )
             ]
             return report
-        profile = self.policy.profiles[profile_name]
         observed = observed_settings(inspect, image)
-        extra_env = {
-            k: observed["env"][k]
-            for k in LAUNCHER_ENV
-            if str(observed["env"].get(k, "x")).isdigit()
-        }
-        if extra_env:
-            profile = profile.model_copy(update={"env": {**profile.env, **extra_env}})
-        # Containers of one profile and image share their expected settings (which resolve
-        # mount sources on disk): computed once per audit, not once per container.
-        memo = (profile_name, inspect.image, tuple(sorted(extra_env.items())), labels.get(L.IMAGE))
-        expected = self._expected.get(memo)
-        if expected is None:
-            walked = walk(profile, self.policy.project, image=labels.get(L.IMAGE))
-            expected = render(ExpectedSettings(image), walked).value
-            self._expected[memo] = expected
+        expected = self._expected_for(profile_name, inspect, image, observed)
         drifts = diff(expected, observed)
         findings: list[Finding] = []
         if labels.get(L.DIGEST) != self._digests[profile_name]:
-            changed = ", ".join(d.field for d in drifts) or "no field this container shows"
-            findings.append(
-                Finding(
-                    Kind.STALE,
-                    Kind.STALE.value,
-                    Severity.WARNING,
-                    f"launched under an older version of profile '{profile_name}' (digest "
-                    f"{str(labels.get(L.DIGEST))[:19]}, now {self._digests[profile_name][:19]}); "
-                    f"differs in: {changed}",
-                    profile=profile_name,
-                    location=self.policy.where(profile_name),
-                    **base,
-                )
-            )
+            findings.append(self._stale(profile_name, str(labels.get(L.DIGEST)), drifts, base))
             # Labels are only a claim: whatever they say, what runs must meet the rules. (Two
             # hand-set labels must not turn a privileged container into a mere warning.)
             findings.extend(
                 self._rule_findings(profile_from_inspect(inspect, image), base, profile_name)
             )
         else:
-            for d in drifts:
-                key = SOURCE_KEY.get(d.field, d.field)
-                findings.append(
-                    Finding(
-                        Kind.DRIFT,
-                        Kind.DRIFT.value,
-                        Severity.ERROR,
-                        f"{d.field}: expected {_show(d.expected)}, found {_show(d.actual)}",
-                        profile=profile_name,
-                        field=d.field,
-                        expected=d.expected,
-                        actual=d.actual,
-                        location=self.policy.where(profile_name, (key,)),
-                        **base,
-                    )
-                )
+            findings.extend(self._drift(profile_name, d, base) for d in drifts)
         if self.deep:
             findings.extend(self._kernel(inspect, expected, profile_name, base))
         report.findings = [f for f in findings if (f.profile, f.rule) not in self._waivers]
         return report
+
+    def _expected_for(
+        self, profile_name: str, inspect: ContainerInspect, image: ImageConfig, observed: Settings
+    ) -> Settings:
+        """What a container of `profile_name` must have, with the shard env a worker got."""
+        profile = self.policy.profiles[profile_name]
+        env = observed["env"]
+        extra_env = {k: env[k] for k in LAUNCHER_ENV if str(env.get(k, "x")).isdigit()}
+        if extra_env:
+            profile = profile.model_copy(update={"env": {**profile.env, **extra_env}})
+        # Containers of one profile and image share their expected settings (which resolve
+        # mount sources on disk): computed once per audit, not once per container.
+        override = inspect.labels.get(L.IMAGE)
+        memo = (profile_name, inspect.image, tuple(sorted(extra_env.items())), override)
+        expected = self._expected.get(memo)
+        if expected is None:
+            walked = walk(profile, self.policy.project, image=override)
+            expected = render(ExpectedSettings(image), walked).value
+            self._expected[memo] = expected
+        return expected
+
+    def _stale(
+        self, profile: str, launched: str, drifts: list[Drift], base: dict[str, Any]
+    ) -> Finding:
+        changed = ", ".join(d.field for d in drifts) or "no field this container shows"
+        return Finding(
+            Kind.STALE,
+            Kind.STALE.value,
+            Severity.WARNING,
+            f"launched under an older version of profile '{profile}' (digest "
+            f"{launched[:19]}, now {self._digests[profile][:19]}); differs in: {changed}",
+            profile=profile,
+            location=self.policy.where(profile),
+            **base,
+        )
+
+    def _drift(self, profile: str, d: Drift, base: dict[str, Any]) -> Finding:
+        return Finding(
+            Kind.DRIFT,
+            Kind.DRIFT.value,
+            Severity.ERROR,
+            f"{d.field}: expected {_show(d.expected)}, found {_show(d.actual)}",
+            profile=profile,
+            field=d.field,
+            expected=d.expected,
+            actual=d.actual,
+            location=self.policy.where(profile, (SOURCE_KEY.get(d.field, d.field),)),
+            **base,
+        )
 
     def _kernel(
         self,
