@@ -86,7 +86,10 @@ def register(sub: Subparsers) -> None:
     )
     add_policy_args(p)
     p.set_defaults(func=cmd_audit)
+    _add_capture(sub)
 
+
+def _add_capture(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "capture",

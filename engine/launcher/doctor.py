@@ -71,6 +71,11 @@ def run_checks(
                 "missing",
                 "build it (shipped test images: scripts/build-test-images.sh)",
             )
+    yield from _mount_checks(policy, profiles)
+
+
+def _mount_checks(policy: Policy, profiles: list[str]) -> Iterator[Check]:
+    """Each mount source once: read-only ones exist, writable ones can be written."""
     seen: set[str] = set()
     for name in profiles:
         for mount in policy.profiles[name].mounts:
