@@ -659,6 +659,12 @@ def seccomp_from_json(document: Any, path: str | None = None) -> Seccomp | None:
 
 def read_seccomp(path: Path) -> Seccomp | str:
     """The custom seccomp profile in `path`, or a message saying what is wrong with it."""
+    read = read_seccomp_document(path)
+    return read if isinstance(read, str) else read[0]
+
+
+def read_seccomp_document(path: Path) -> tuple[Seccomp, Any] | str:
+    """`read_seccomp`, with the parsed document it was read from (one read of the file)."""
     raw = read_regular(path, MAX_SECCOMP_BYTES)
     if isinstance(raw, tuple):
         return f"{display_path(path)}: {raw[1]}"
@@ -677,7 +683,7 @@ def read_seccomp(path: Path) -> Seccomp | str:
             + ", ".join(sorted(_SECCOMP_ACTIONS))
             + ', and a "syscalls" array)'
         )
-    return seccomp
+    return seccomp, document
 
 
 def _check_source(

@@ -15,7 +15,7 @@ from engine.backends.interface import CreateBody
 from engine.render.interface import Renderer, leaving
 from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
 from policy.errors import UsageError
-from policy.loader import read_seccomp
+from policy.loader import read_seccomp_document
 from policy.model import Profile
 
 
@@ -36,14 +36,15 @@ def inline_seccomp(profile: Profile) -> str | None:
     if profile.seccomp.mode != "custom" or not profile.seccomp.path:
         return None
     path = Path(profile.seccomp.path)
-    now = read_seccomp(path)
-    if isinstance(now, str) or now.digest != profile.seccomp.digest:
-        why = now if isinstance(now, str) else f"its digest is now {now.digest}"
+    # One read: the text sent is the text whose digest was checked.
+    read = read_seccomp_document(path)
+    if isinstance(read, str) or read[0].digest != profile.seccomp.digest:
+        why = read if isinstance(read, str) else f"its digest is now {read[0].digest}"
         raise UsageError(
             f"profile '{profile.name}': seccomp profile {path} changed since the policy was "
             f"loaded ({why}); validate the policy again and rerun"
         )
-    return json.dumps(json.loads(path.read_text(encoding="utf-8")))
+    return json.dumps(read[1])
 
 
 NAMESPACE_KEYS = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
