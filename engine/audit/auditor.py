@@ -60,10 +60,8 @@ class Auditor:
                     report.containers.extend(future.result())
                 except EngineError as exc:
                     report.host_findings.append(
-                        Finding(
+                        Finding.error(
                             Kind.HOST_UNREACHABLE,
-                            Kind.HOST_UNREACHABLE.value,
-                            Severity.ERROR,
                             exc.message,
                             host=engine.name,
                         )
@@ -115,10 +113,8 @@ class Auditor:
             return report
         if profile_name not in self.policy.profiles:
             report.findings = [
-                Finding(
+                Finding.error(
                     Kind.UNKNOWN_PROFILE,
-                    Kind.UNKNOWN_PROFILE.value,
-                    Severity.ERROR,
                     f"labelled with profile '{profile_name}', which the policy does not have",
                     profile=profile_name,
                     location=self._rule_location,
@@ -180,18 +176,9 @@ class Auditor:
         )
 
     def _drift(self, profile: str, d: Drift, base: dict[str, Any]) -> Finding:
-        return Finding(
-            Kind.DRIFT,
-            Kind.DRIFT.value,
-            Severity.ERROR,
-            f"{d.field}: expected {_show(d.expected)}, found {_show(d.actual)}",
-            profile=profile,
-            field=d.field,
-            expected=d.expected,
-            actual=d.actual,
-            location=self.policy.where(profile, (SOURCE_KEY.get(d.field, d.field),)),
-            **base,
-        )
+        message = f"{d.field}: expected {_show(d.expected)}, found {_show(d.actual)}"
+        where = self.policy.where(profile, (SOURCE_KEY.get(d.field, d.field),))
+        return _differs(Kind.DRIFT, message, profile, d, where, base)
 
     def _kernel(
         self,
@@ -205,18 +192,15 @@ class Auditor:
         pid = inspect.state.pid
         if pid <= 0 or not owned_by(pid, inspect.id):
             return []
+        where = self.policy.where(profile)
         return [
-            Finding(
+            _differs(
                 Kind.KERNEL,
-                Kind.KERNEL.value,
-                Severity.ERROR,
                 f"kernel {field}: expected {_show(want)}, the kernel has {_show(got)}",
-                profile=profile,
-                field=field,
-                expected=want,
-                actual=got,
-                location=self.policy.where(profile),
-                **base,
+                profile,
+                Drift(field, want, got),
+                where,
+                base,
             )
             for field, want, got in compare_kernel(expected, kernel_view(pid))
         ]
@@ -286,10 +270,8 @@ def _unreadable(
     report = report or ContainerReport(host, container, "", "", None)
     reason = exc.message if isinstance(exc, DocumentError) else f"{type(exc).__name__}: {exc}"
     report.findings = [
-        Finding(
+        Finding.error(
             Kind.AUDIT_ERROR,
-            Kind.AUDIT_ERROR.value,
-            Severity.ERROR,
             f"could not be evaluated: {reason}",
             host=host,
             container=report.id,
@@ -298,6 +280,22 @@ def _unreadable(
         )
     ]
     return report
+
+
+def _differs(
+    kind: Kind, message: str, profile: str, d: Drift, where: Location, base: dict[str, Any]
+) -> Finding:
+    """A field whose value is not the profile's (in the engine's view, or the kernel's)."""
+    return Finding.error(
+        kind,
+        message,
+        profile=profile,
+        field=d.field,
+        expected=d.expected,
+        actual=d.actual,
+        location=where,
+        **base,
+    )
 
 
 def _show(value: Any) -> str:

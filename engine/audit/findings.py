@@ -49,6 +49,11 @@ class Finding:
     actual: Any = None
     location: Location | None = None  # where the profile (or rule) is declared
 
+    @classmethod
+    def error(cls, kind: Kind, message: str, **about: Any) -> Finding:
+        """An error whose rule id is its kind (every kind but unmanaged, whose id is the rule's)."""
+        return cls(kind, kind.value, Severity.ERROR, message, **about)
+
 
 @dataclass
 class ContainerReport:
