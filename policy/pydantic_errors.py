@@ -11,12 +11,14 @@ import difflib
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from policy.diagnostics import Diagnostic
 from policy.source import SourceFile
+
+_M = TypeVar("_M", bound=BaseModel)
 
 _TYPE_NAMES = {
     str: "a string",
@@ -68,6 +70,25 @@ def _unwrap(annotation: Any) -> Any:
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def validated(
+    model: type[_M],
+    data: object,
+    source: SourceFile,
+    prefix: tuple[str | int, ...],
+    problems: list[Diagnostic],
+    profile: str | None = None,
+) -> _M | None:
+    """`data` as a `model`, or None with its errors (located under `prefix`) added to `problems`.
+
+    Each part of a file is validated on its own, so one bad part does not hide the others.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(diagnostics_from(exc, source, prefix, model, profile))
+        return None
 
 
 def diagnostics_from(

@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from policy.diagnostics import Diagnostic, Severity
 from policy.evaluate import evaluate
-from policy.loader import Policy, Waiver
+from policy.loader import Policy
+from policy.policy_file import Waiver
 from policy.pydantic_errors import did_you_mean
 from policy.rules import RULES
 

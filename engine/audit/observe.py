@@ -21,7 +21,7 @@ from engine.render.settings import (
     normalise_healthcheck,
 )
 from policy import units
-from policy.loader import seccomp_from_json
+from policy.seccomp import seccomp_from_json
 
 
 def parse_tmpfs_options(text: str) -> dict[str, Any]:

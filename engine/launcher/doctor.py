@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from engine.backends import connect
 from engine.backends.interface import Engine
 from policy.errors import EngineError
-from policy.loader import Policy, resolve_source
+from policy.loader import Policy
+from policy.mount_sources import resolve_source
 
 
 @dataclass(frozen=True)

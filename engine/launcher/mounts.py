@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from policy.errors import UsageError
-from policy.loader import resolve_source
 from policy.model import Profile
+from policy.mount_sources import resolve_source
 
 
 def prepare_mounts(profile: Profile, project: Path) -> None:

@@ -15,8 +15,8 @@ from engine.backends.interface import CreateBody
 from engine.render.interface import Renderer, leaving
 from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
 from policy.errors import UsageError
-from policy.loader import read_seccomp_document
 from policy.model import Profile
+from policy.seccomp import read_seccomp_document
 
 
 def security_options(profile: Profile, seccomp: str | None) -> list[str]:

@@ -17,8 +17,8 @@ from engine import labels as L
 from policy import units
 from policy.canonical import digest
 from policy.errors import UsageError
-from policy.loader import resolve_source
 from policy.model import Profile
+from policy.mount_sources import resolve_source
 
 CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
 NAMESPACES = ("pid", "ipc", "uts")

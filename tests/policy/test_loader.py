@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from policy.errors import PolicyError
-from policy.loader import Policy, load_policy, resolve_source
+from policy.loader import Policy, load_policy
+from policy.mount_sources import resolve_source
 from policy.units import parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
