@@ -37,7 +37,7 @@ from loguru import logger
 
 from engine import labels as L
 from engine.audit.auditor import Auditor
-from engine.backends.docker import DockerEngine
+from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerSummary
 from engine.cli import main
 from policy.canonical import digest
@@ -566,7 +566,7 @@ def test_containers_vanishing_mid_audit(docker_client: Any) -> None:
     print(f"{audits} audits saw {seen} running churn containers")
 
 
-class _StaleListing(DockerEngine):
+class _StaleListing(SocketEngine):
     """The local engine, but its listing also names containers that are gone."""
 
     def __init__(self, gone: list[str]) -> None:
@@ -798,7 +798,7 @@ def test_watch_says_watching_only_once_subscribed(
 
     release = threading.Event()
 
-    class SlowToSubscribe(DockerEngine):
+    class SlowToSubscribe(SocketEngine):
         def events(self, filters: dict[str, Any]) -> Any:
             release.wait(DEADLINE)
             return iter([])

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.docker import DockerEngine
+from engine.backends.unix_socket import SocketEngine
 from engine.cli import main
 from engine.launcher.run import run
 from engine.launcher.spec import LaunchSpec, VerificationError
@@ -336,7 +336,7 @@ def test_out_of_memory_is_explained_on_stderr(guard: Guard, oom_policy: Path) ->
     assert "out of memory" in done.stderr and "128 MiB" in done.stderr, done.stderr
 
 
-class TamperingEngine(DockerEngine):
+class TamperingEngine(SocketEngine):
     """The real engine, but the create request is altered on the way: a stand-in for an engine
     (or a proxy, or a daemon default) that does not create what it was asked for."""
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.docker import DockerEngine
+from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerSummary
 from engine.version import version
 from policy.canonical import digest
@@ -142,16 +142,16 @@ def test_clean_removes_only_labelled_containers(
     that listing returned, but hands on only its own containers so that it never removes those
     of anyone else sharing the engine (the unlabelled one is checked against the raw listing)."""
     listed: list[dict[str, Any]] = []
-    real_containers = DockerEngine.containers
+    real_containers = SocketEngine.containers
 
     def own_only(
-        self: DockerEngine, filters: dict[str, Any], all: bool = True
+        self: SocketEngine, filters: dict[str, Any], all: bool = True
     ) -> list[ContainerSummary]:
         found = real_containers(self, filters, all)
         listed.extend(c.model_dump(by_alias=True) for c in found)
         return [c for c in found if guard.owns(c.model_dump(by_alias=True))]
 
-    monkeypatch.setattr(DockerEngine, "containers", own_only)
+    monkeypatch.setattr(SocketEngine, "containers", own_only)
 
     code, out, _ = run_cli(
         capsys, "run", "isolation", "--detach", *shipped_options(project), "--", "sleep", "60"

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.docker import DockerEngine
+from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerInspect
 from engine.launcher.spec import LaunchSpec
 from engine.render.interface import render
@@ -330,7 +330,7 @@ AUDIT_CONTAINERS = 8
 SLEEPER = ["sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait $!']
 
 
-def start_many(engine: DockerEngine, count: int, project: Path) -> list[str]:
+def start_many(engine: SocketEngine, count: int, project: Path) -> list[str]:
     """`count` running containers: half launched under the shipped profile `isolation` with
     mounts in `project` (its create request, not verified, to be quick), half unmanaged."""
     (project / "test-results").mkdir(parents=True, exist_ok=True)
@@ -384,7 +384,7 @@ def fleet(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     AUDIT_CONTAINERS containers; all removed with it at the end."""
     project = tmp_path_factory.mktemp("fleet")
     with extra_engine(extra_args=("--live-restore",)) as engine:
-        api = DockerEngine(engine.url)
+        api = SocketEngine(engine.url)
         try:
             yield Fleet(engine, start_many(api, AUDIT_CONTAINERS, project), project)
         finally:
@@ -435,11 +435,11 @@ def test_audit_ends_cleanly_when_the_engine_dies_mid_inspection(
     """Deterministic: the engine is killed from inside the 6th inspect, while other inspects
     are in flight on the audit's threads; then restarted."""
     engine = audited.engine
-    original = DockerEngine.inspect_if_exists
+    original = SocketEngine.inspect_if_exists
     calls = 0
     lock = threading.Lock()
 
-    def inspect_then_die(self: DockerEngine, container: str) -> ContainerInspect | None:
+    def inspect_then_die(self: SocketEngine, container: str) -> ContainerInspect | None:
         nonlocal calls
         with lock:
             calls += 1
@@ -447,7 +447,7 @@ def test_audit_ends_cleanly_when_the_engine_dies_mid_inspection(
                 engine.kill(signal.SIGKILL)
         return original(self, container)
 
-    monkeypatch.setattr(DockerEngine, "inspect_if_exists", inspect_then_die)
+    monkeypatch.setattr(SocketEngine, "inspect_if_exists", inspect_then_die)
     try:
         code, out, err = cli("audit", *audited.policy_args, "--host", engine.url)
     finally:

@@ -1,6 +1,6 @@
 """SIGINT and SIGTERM at each step of a launch: the interrupt propagates and no container remains.
 
-In-process and deterministic: a `DockerEngine` wrapping the real engine raises KeyboardInterrupt
+In-process and deterministic: a `SocketEngine` wrapping the real engine raises KeyboardInterrupt
 at a chosen step (that is what the CLI's SIGTERM handler does, and what SIGINT does), and
 `engine.launcher.run.run` must let it through after removing the container, found by its name and by
 its launch-id label. Then real signals to a `policy run` subprocess while its output streams:
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.docker import DockerEngine
+from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerInspect
 from engine.launcher.run import run
 from engine.launcher.spec import LaunchSpec
@@ -38,7 +38,7 @@ READY = "ready-to-be-interrupted"
 STREAMING = ["sh", "-c", f"echo {READY}; sleep 30"]
 
 
-class InterruptingEngine(DockerEngine):
+class InterruptingEngine(SocketEngine):
     """The real (main) engine, but KeyboardInterrupt is raised at `step`."""
 
     def __init__(self, step: str) -> None:
@@ -87,7 +87,7 @@ class InterruptingEngine(DockerEngine):
             # arrives.
             def stop() -> None:
                 with contextlib.suppress(Exception):
-                    DockerEngine.stop(self, container, grace)
+                    SocketEngine.stop(self, container, grace)
 
             self.stopper = threading.Thread(target=stop, daemon=True)
             self.stopper.start()

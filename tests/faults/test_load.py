@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engine.backends.docker import DockerEngine
+from engine.backends.unix_socket import SocketEngine
 from engine.launcher.run import detached
 from engine.launcher.spec import LaunchSpec
 from policy.loader import Policy, load_policy
@@ -55,7 +55,7 @@ def small_policy(root: Path) -> tuple[Path, Policy]:
 
 
 def launch_detached(
-    engine: DockerEngine, loaded: Policy, count: int, workers: int = 8
+    engine: SocketEngine, loaded: Policy, count: int, workers: int = 8
 ) -> list[str]:
     """`count` verified `sleep 3600` containers under profile `small` (the launcher's own
     create -> inspect -> compare -> start path), left running."""
@@ -103,7 +103,7 @@ def test_audit_of_500_containers_completes(docker_client: Any, tmp_path: Path) -
     policies, loaded = small_policy(tmp_path)
     with extra_engines(1) as engines, emptied(engines):
         host = engines[0]
-        api = DockerEngine(host.url, timeout=120)
+        api = SocketEngine(host.url, timeout=120)
         started = time.monotonic()
         ids = launch_detached(api, loaded, count)
         launched = time.monotonic() - started
@@ -138,7 +138,7 @@ def test_audit_of_5_engines_at_once_names_each_host(docker_client: Any, tmp_path
     with extra_engines(5) as engines, emptied(engines):
         expected: dict[str, list[str]] = {}
         for e in engines:
-            api = DockerEngine(e.url)
+            api = SocketEngine(e.url)
             managed = launch_detached(api, loaded, per_host // 2, workers=2)
             unmanaged = []
             for _ in range(per_host - per_host // 2):
