@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import audit_commands, launch_commands, policy_commands
-from engine.cli.common import OK, USAGE, Parser, formatter, print_diagnostics
-from policy.diagnostics import printable
+from engine.cli.common import OK, USAGE, Parser, formatter
 from policy.errors import Error
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +28,8 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.cli import audit_commands, launch_commands, policy_commands
+
     parser = Parser(
         prog="policy",
         formatter_class=formatter,
@@ -69,10 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments == ["--version"]:
+        # The one command with nothing to parse: not worth building every parser for. It ends
+        # as argparse's `--version` does (SystemExit 0), whichever way it is spelled.
+        from engine.version import version
+
+        print(f"policy {version()}")
+        raise SystemExit(OK)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
-    ours, command = _split_command(list(sys.argv[1:] if argv is None else argv))
+    ours, command = _split_command(arguments)
     args: argparse.Namespace | None = None
     try:
         args = parser.parse_args(ours)
@@ -83,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except Error as exc:
+        from engine.cli.common import print_diagnostics
+        from policy.diagnostics import printable
+
         # Line by line: some messages are several lines on purpose (a verification report).
         message = "\n".join(printable(line) for line in exc.message.split("\n"))
         print(f"policy: error: {message}", file=sys.stderr)
