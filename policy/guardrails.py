@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from cerberus import SchemaError, Validator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from policy import units
 from policy.diagnostics import Diagnostic, Severity
 from policy.model import Profile
-from policy.pydantic_errors import diagnostics_from, did_you_mean
+from policy.pydantic_errors import did_you_mean, validated
 from policy.source import SourceFile
 
 # The canonical fields a guardrail may name (see `policy.canonical.canonical_document`).
@@ -138,66 +138,14 @@ def _normalise_rules(field: str, rules: dict[str, Any]) -> dict[str, Any]:
 def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
     """Validate a guardrail file (including every cerberus rule in it) and load it."""
     problems: list[Diagnostic] = []
-    try:
-        file = GuardrailFileInput.model_validate(source.data)
-    except ValidationError as exc:
-        return diagnostics_from(exc, source, (), GuardrailFileInput)
+    file = validated(GuardrailFileInput, source.data, source, (), problems)
+    if file is None:
+        return problems
     items: list[Guardrail] = []
     for gid, raw in file.guardrails.items():
-        keypath: tuple[str | int, ...] = ("guardrails", gid)
-        try:
-            spec = GuardrailInput.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(diagnostics_from(exc, source, keypath, GuardrailInput))
-            continue
-        if spec.field not in FIELDS:
-            problems.append(
-                Diagnostic(
-                    source.at((*keypath, "field")),
-                    "unknown-field",
-                    f"guardrail {gid}: no canonical field '{spec.field}'"
-                    f"{did_you_mean(spec.field, FIELDS)}",
-                )
-            )
-            continue
-        try:
-            schema = _normalise_rules(spec.field, spec.rules)
-        except units.UnitError as exc:
-            problems.append(
-                Diagnostic(source.at((*keypath, "rules")), "bad-value", f"guardrail {gid}: {exc}")
-            )
-            continue
-        bad = False
-        bounds = _check_bounds(spec.field, schema)
-        if bounds is not None:
-            bad = True
-            problems.append(
-                Diagnostic(
-                    source.at((*keypath, "rules")), "bad-guardrail", f"guardrail {gid}: {bounds}"
-                )
-            )
-        for rule, value in schema.items():
-            try:
-                Validator({spec.field: {rule: value}})
-                # Cerberus compiles patterns only when it validates: check them now.
-                _check_patterns({rule: value})
-            except (SchemaError, re.error) as exc:
-                bad = True
-                why = _flatten(exc.args[0]) if isinstance(exc, SchemaError) else f"regex: {exc}"
-                problems.append(
-                    Diagnostic(
-                        source.at((*keypath, "rules", rule)),
-                        "bad-guardrail",
-                        f"guardrail {gid}: rule {rule} = {_show(value)} is not a "
-                        f"valid cerberus rule: {why}",
-                    )
-                )
-        if not bad:
-            items.append(
-                Guardrail(
-                    gid, spec.description, spec.field, schema, Severity(spec.severity), source
-                )
-            )
+        item = _load_guardrail(gid, raw, source, problems)
+        if item is not None:
+            items.append(item)
     if not file.guardrails:
         problems.append(
             Diagnostic(
@@ -208,6 +156,66 @@ def load_guardrails(source: SourceFile) -> Guardrails | list[Diagnostic]:
             )
         )
     return problems or Guardrails(source, tuple(items))
+
+
+def _load_guardrail(
+    gid: str, raw: dict[str, Any], source: SourceFile, problems: list[Diagnostic]
+) -> Guardrail | None:
+    """The guardrail `[guardrails.<gid>]`, or None with what is wrong with it reported."""
+    keypath: tuple[str | int, ...] = ("guardrails", gid)
+    spec = validated(GuardrailInput, raw, source, keypath, problems)
+    if spec is None:
+        return None
+    if spec.field not in FIELDS:
+        problems.append(
+            Diagnostic(
+                source.at((*keypath, "field")),
+                "unknown-field",
+                f"guardrail {gid}: no canonical field '{spec.field}'"
+                f"{did_you_mean(spec.field, FIELDS)}",
+            )
+        )
+        return None
+    try:
+        schema = _normalise_rules(spec.field, spec.rules)
+    except units.UnitError as exc:
+        problems.append(
+            Diagnostic(source.at((*keypath, "rules")), "bad-value", f"guardrail {gid}: {exc}")
+        )
+        return None
+    before = len(problems)
+    bounds = _check_bounds(spec.field, schema)
+    if bounds is not None:
+        problems.append(
+            Diagnostic(
+                source.at((*keypath, "rules")), "bad-guardrail", f"guardrail {gid}: {bounds}"
+            )
+        )
+    _check_rules(gid, spec.field, schema, source, problems)
+    if len(problems) > before:
+        return None
+    return Guardrail(gid, spec.description, spec.field, schema, Severity(spec.severity), source)
+
+
+def _check_rules(
+    gid: str, field: str, schema: dict[str, Any], source: SourceFile, problems: list[Diagnostic]
+) -> None:
+    """Report each rule of `schema` that cerberus refuses, or whose regex is bad or may hang."""
+    for rule, value in schema.items():
+        try:
+            Validator({field: {rule: value}})
+            # Cerberus compiles patterns only when it validates: check them now.
+            _check_patterns({rule: value})
+        except (SchemaError, re.error) as exc:
+            why = _flatten(exc.args[0]) if isinstance(exc, SchemaError) else f"regex: {exc}"
+            problems.append(
+                Diagnostic(
+                    source.at(("guardrails", gid, "rules", rule)),
+                    "bad-guardrail",
+                    f"guardrail {gid}: rule {rule} = {_show(value)} is not a "
+                    f"valid cerberus rule: {why}",
+                )
+            )
 
 
 def _can_backtrack(pattern: str) -> bool:

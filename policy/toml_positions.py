@@ -189,7 +189,7 @@ class _Frame:
         self.index = 0  # next element index of an array
 
 
-# Scanner states.
+# Scanner states: what the scanner expects next.
 _STATEMENT: Final = 0  # top level: a table header or a key/value pair
 _VALUE: Final = 1  # a value is expected
 _ELEMENT: Final = 2  # inside an array: an element or ``]`` is expected
@@ -202,120 +202,144 @@ def _scan(text: str, out: dict[Path, int]) -> None:
 
     Returns when the text ends or cannot be followed any further.
     """
-    record = out.setdefault
-    key_match = _KEY_RE.match
-    part_match = _PART_RE.match
-    value_match = _VALUE_RE.match
-    after_match = _AFTER_RE.match
-    aot_counts: dict[Path, int] = {}  # entries so far of each array of tables
-    table: Path | None = ()  # the current [table]
-    path: Path | None = ()  # the path of the value being scanned
-    stack: list[_Frame] = []  # open arrays and inline tables
-    pos = 1 if text.startswith(_BOM) else 0
-    state = _STATEMENT
-    while True:
-        sep: str | None
-        if state in (_VALUE, _ELEMENT):
-            match = value_match(text, pos)
-            if match is None:
-                return
-            kind = match.lastgroup
-            if kind == "close":
-                if state != _ELEMENT:
-                    return
-                stack.pop()
-                pos = match.end()
-                state = _AFTER
-                continue
-            if state == _ELEMENT:
-                top = stack[-1]
-                parent = top.path
-                if parent is not None and len(parent) < MAX_DEPTH:
-                    path = (*parent, top.index)
-                    record(path, match.end(1))
+    _Scanner(text, out).run()
+
+
+class _Scanner:
+    """The state of one scan. Each step consumes one token (with the whitespace and comments
+    around it) and returns the next state, or None where the text cannot be followed."""
+
+    __slots__ = ("aot_counts", "out", "path", "pos", "stack", "table", "text")
+
+    def __init__(self, text: str, out: dict[Path, int]) -> None:
+        self.text = text
+        self.out = out
+        self.aot_counts: dict[Path, int] = {}  # entries so far of each array of tables
+        self.table: Path | None = ()  # the current [table]
+        self.path: Path | None = ()  # the path of the value being scanned (None: too deep)
+        self.stack: list[_Frame] = []  # open arrays and inline tables
+        self.pos = 1 if text.startswith(_BOM) else 0
+
+    def run(self) -> None:
+        steps = (self._statement, self._value, self._element, self._key, self._after)
+        state: int | None = _STATEMENT
+        while state is not None:
+            state = steps[state]()
+
+    def _statement(self) -> int | None:
+        return self._key_or_close(in_table=False)
+
+    def _key(self) -> int | None:
+        return self._key_or_close(in_table=True)
+
+    def _value(self) -> int | None:
+        return self._value_or_close(in_array=False)
+
+    def _element(self) -> int | None:
+        return self._value_or_close(in_array=True)
+
+    def _value_or_close(self, in_array: bool) -> int | None:
+        """A value (of a key, or an element of the innermost array), or the ``]`` closing it."""
+        match = _VALUE_RE.match(self.text, self.pos)
+        if match is None:
+            return None
+        kind = match.lastgroup
+        if kind == "close":
+            if not in_array:
+                return None
+            self.stack.pop()
+            self.pos = match.end()
+            return _AFTER
+        if in_array:
+            top = self.stack[-1]
+            parent = top.path
+            if parent is not None and len(parent) < MAX_DEPTH:
+                self.path = (*parent, top.index)
+                self.out.setdefault(self.path, match.end(1))
+            else:
+                self.path = None
+            top.index += 1
+        self.pos = match.end()
+        if kind == "table":
+            self.stack.append(_Frame(self.path, is_array=False))
+            return _KEY
+        if kind == "array":
+            self.stack.append(_Frame(self.path, is_array=True))
+            return _ELEMENT
+        if not self.stack:
+            return _STATEMENT if kind == "atom" else None
+        if kind != "sep":
+            return None
+        return self._separator(match.group("sep"))
+
+    def _key_or_close(self, in_table: bool) -> int | None:
+        """A table header, a (dotted) key and its ``=``, or the ``}`` closing an inline table."""
+        match = _KEY_RE.match(self.text, self.pos)
+        if match is None:
+            return None
+        if match.lastgroup == "close":
+            if not in_table:
+                return None
+            self.stack.pop()
+            self.pos = match.end()
+            return _AFTER
+        header = match.group("hdr")
+        if header is not None:
+            return None if in_table else self._header(match, is_aot=header == "[[")
+        # The key's path, which is also the path of the value that follows it.
+        path = self.stack[-1].path if self.stack else self.table
+        while True:
+            if path is not None:
+                if len(path) < MAX_DEPTH:
+                    path = (*path, _decode_key(match.group("key")))
+                    self.out.setdefault(path, match.start("key"))
                 else:
                     path = None
-                top.index += 1
-            pos = match.end()
-            if kind == "table":
-                stack.append(_Frame(path, is_array=False))
-                state = _KEY
-                continue
-            if kind == "array":
-                stack.append(_Frame(path, is_array=True))
-                state = _ELEMENT
-                continue
-            if not stack:
-                if kind != "atom":
-                    return
-                state = _STATEMENT
-                continue
-            if kind != "sep":
-                return
-            sep = match.group("sep")
-        elif state in (_STATEMENT, _KEY):
-            match = key_match(text, pos)
+            if match.group("next") != ".":
+                break
+            match = _PART_RE.match(self.text, match.end())
             if match is None:
-                return
-            if match.lastgroup == "close":
-                if state != _KEY:
-                    return
-                stack.pop()
-                pos = match.end()
-                state = _AFTER
-                continue
-            header = match.group("hdr")
-            if header is not None:
-                if state != _STATEMENT:
-                    return
-                keys = [(match.group("key"), match.start("key"))]
-                while match.group("next") == ".":
-                    match = part_match(text, match.end())
-                    if match is None:
-                        return
-                    keys.append((match.group("key"), match.start("key")))
-                is_aot = header == "[["
-                if match.group("next") != ("]]" if is_aot else "]"):
-                    return
-                pos = match.end()
-                table = _header_path(keys, is_aot, aot_counts, out)
-                continue
-            path = stack[-1].path if stack else table
-            while True:
-                if path is not None:
-                    if len(path) < MAX_DEPTH:
-                        path = (*path, _decode_key(match.group("key")))
-                        record(path, match.start("key"))
-                    else:
-                        path = None
-                if match.group("next") != ".":
-                    break
-                match = part_match(text, match.end())
-                if match is None:
-                    return
-            if match.group("next") != "=":
-                return
-            pos = match.end()
-            state = _VALUE
-            continue
-        else:  # _AFTER
-            if not stack:
-                state = _STATEMENT
-                continue
-            match = after_match(text, pos)
-            if match is None:
-                return
-            pos = match.end()
-            sep = match.group("sep")
-        # A separator after a value inside an array or inline table.
-        top = stack[-1]
+                return None
+        self.path = path
+        if match.group("next") != "=":
+            return None
+        self.pos = match.end()
+        return _VALUE
+
+    def _header(self, match: re.Match[str], is_aot: bool) -> int | None:
+        """The rest of a ``[table]`` or ``[[array.of.tables]]`` header whose first key matched."""
+        keys = [(match.group("key"), match.start("key"))]
+        while match.group("next") == ".":
+            part = _PART_RE.match(self.text, match.end())
+            if part is None:
+                return None
+            match = part
+            keys.append((match.group("key"), match.start("key")))
+        if match.group("next") != ("]]" if is_aot else "]"):
+            return None
+        self.pos = match.end()
+        self.table = _header_path(keys, is_aot, self.aot_counts, self.out)
+        return _STATEMENT
+
+    def _after(self) -> int | None:
+        """What follows a closed array or inline table: a separator, unless it was a value."""
+        if not self.stack:
+            return _STATEMENT
+        match = _AFTER_RE.match(self.text, self.pos)
+        if match is None:
+            return None
+        self.pos = match.end()
+        return self._separator(match.group("sep"))
+
+    def _separator(self, sep: str) -> int | None:
+        """A separator after a value inside an array or inline table."""
+        top = self.stack[-1]
         if sep == ",":
-            state = _ELEMENT if top.is_array else _KEY
-        elif (sep == "]") == top.is_array:
-            stack.pop()
-            state = _AFTER
-        else:
-            return
+            return _ELEMENT if top.is_array else _KEY
+        if (sep == "]") == top.is_array:
+            self.stack.pop()
+            return _AFTER
+        return None
 
 
 def _header_path(

@@ -76,48 +76,12 @@ def apply_waivers(
     names = list(profiles)
     live: dict[tuple[str, str], Waiver] = {}
     problems: list[Diagnostic] = []
-    w: Waiver
     for w in waivers:
-        if w.profile not in names:
-            problems.append(
-                Diagnostic(
-                    w.origin.source.at((*w.origin.keypath, "profile")),
-                    "waiver-unknown-profile",
-                    f"waiver for unknown profile '{w.profile}'{did_you_mean(w.profile, names)}",
-                )
-            )
-        elif w.rule not in rule_ids:
-            problems.append(
-                Diagnostic(
-                    w.origin.source.at((*w.origin.keypath, "rule")),
-                    "waiver-unknown-rule",
-                    f"waiver for unknown rule '{w.rule}'{did_you_mean(w.rule, rule_ids)}",
-                )
-            )
-        elif w.expires <= today:
-            problems.append(
-                Diagnostic(
-                    w.origin.source.at((*w.origin.keypath, "expires")),
-                    "waiver-expired",
-                    f"waiver for '{w.rule}' on profile '{w.profile}' expired "
-                    f"on {w.expires.isoformat()}; renew it with a new reason "
-                    "or fix the profile",
-                    profile=w.profile,
-                )
-            )
-        elif (w.profile, w.rule) in live:
-            first = live[(w.profile, w.rule)].origin.location
-            problems.append(
-                Diagnostic(
-                    w.origin.location,
-                    "waiver-duplicate",
-                    f"waiver for '{w.rule}' on profile '{w.profile}' repeats the one at "
-                    f"{first}; keep one",
-                    profile=w.profile,
-                )
-            )
-        else:
+        problem = _waiver_problem(w, names, rule_ids, today, live)
+        if problem is None:
             live[(w.profile, w.rule)] = w
+        else:
+            problems.append(problem)
     used: set[tuple[str, str]] = set()
     remaining: list[_F] = []
     for finding in findings:
@@ -137,6 +101,47 @@ def apply_waivers(
                 )
             )
     return remaining, problems
+
+
+def _waiver_problem(
+    w: Waiver,
+    profiles: list[str],
+    rule_ids: list[str],
+    today: dt.date,
+    live: dict[tuple[str, str], Waiver],
+) -> Diagnostic | None:
+    """What is wrong with `w` (the first thing, in this order), or None when it is live."""
+    if w.profile not in profiles:
+        return _unknown(w, "profile", w.profile, profiles)
+    if w.rule not in rule_ids:
+        return _unknown(w, "rule", w.rule, rule_ids)
+    if w.expires <= today:
+        return Diagnostic(
+            w.origin.at("expires"),
+            "waiver-expired",
+            f"waiver for '{w.rule}' on profile '{w.profile}' expired "
+            f"on {w.expires.isoformat()}; renew it with a new reason "
+            "or fix the profile",
+            profile=w.profile,
+        )
+    if (w.profile, w.rule) in live:
+        first = live[(w.profile, w.rule)].origin.location
+        return Diagnostic(
+            w.origin.location,
+            "waiver-duplicate",
+            f"waiver for '{w.rule}' on profile '{w.profile}' repeats the one at {first}; keep one",
+            profile=w.profile,
+        )
+    return None
+
+
+def _unknown(w: Waiver, key: str, name: str, known: list[str]) -> Diagnostic:
+    """A waiver naming a profile or rule (`key`) that does not exist."""
+    return Diagnostic(
+        w.origin.at(key),
+        f"waiver-unknown-{key}",
+        f"waiver for unknown {key} '{name}'{did_you_mean(name, known)}",
+    )
 
 
 def validate(policy: Policy, today: dt.date | None = None) -> list[Diagnostic]:
