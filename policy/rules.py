@@ -130,24 +130,20 @@ def _writable_root(p: Profile, ctx: Context) -> Iterator[Violation]:
         yield Violation("the root filesystem is writable", ("read_only",))
 
 
-def _no_memory(p: Profile, ctx: Context) -> Iterator[Violation]:
-    if p.memory is None:
-        yield Violation("no memory limit", ("memory",))
+def _unset(field: str, message: str) -> Callable[[Profile, Context], Iterator[Violation]]:
+    """A check that the limit `field` is set; `message` is the finding when it is not."""
+
+    def check(p: Profile, ctx: Context) -> Iterator[Violation]:
+        if getattr(p, field) is None:
+            yield Violation(message, (field,))
+
+    return check
 
 
-def _no_cpus(p: Profile, ctx: Context) -> Iterator[Violation]:
-    if p.cpus is None:
-        yield Violation("no CPU limit", ("cpus",))
-
-
-def _no_pids(p: Profile, ctx: Context) -> Iterator[Violation]:
-    if p.pids_limit is None:
-        yield Violation("no pids limit: a fork bomb can exhaust the host", ("pids_limit",))
-
-
-def _no_timeout(p: Profile, ctx: Context) -> Iterator[Violation]:
-    if p.timeout is None:
-        yield Violation("no timeout: a hung test holds its container forever", ("timeout",))
+_no_memory = _unset("memory", "no memory limit")
+_no_cpus = _unset("cpus", "no CPU limit")
+_no_pids = _unset("pids_limit", "no pids limit: a fork bomb can exhaust the host")
+_no_timeout = _unset("timeout", "no timeout: a hung test holds its container forever")
 
 
 def _docker_socket(p: Profile, ctx: Context) -> Iterator[Violation]:

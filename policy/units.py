@@ -26,6 +26,19 @@ MAX_DURATION = 7 * 24 * 3600.0
 
 MAX_CPUS = 1024
 
+# Messages for a value that is not positive, above the maximum, or zero once rounded; `{}` is
+# the value as written.
+_DURATION_LIMITS = (
+    "duration must be positive, got {}",
+    "duration {} is longer than 7 days",
+    "duration must be at least 1ms, got {}",
+)
+_CPUS_LIMITS = (
+    "cpus must be a positive number, got {}",
+    f"cpus must be at most {MAX_CPUS}, got {{}}",
+    "cpus must be at least 0.001, got {}",
+)
+
 # Linux capability numbers (include/uapi/linux/capability.h), needed both to validate names and to
 # decode the CapEff/CapBnd bit masks the kernel reports in /proc/<pid>/status.
 CAPABILITIES: dict[str, int] = {
@@ -128,6 +141,21 @@ def human_size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _positive_rounded(
+    number: float, value: object, maximum: float, messages: tuple[str, str, str]
+) -> float:
+    """`number` rounded to 3 decimals, if it is positive, finite and at most `maximum`."""
+    not_positive, too_large, rounds_to_zero = messages
+    if not math.isfinite(number) or number <= 0:
+        raise UnitError(not_positive.format(_show(value)))
+    if number > maximum:
+        raise UnitError(too_large.format(_show(value)))
+    rounded = round(number, 3)
+    if rounded == 0:
+        raise UnitError(rounds_to_zero.format(_show(value)))
+    return rounded
+
+
 def parse_duration(value: object) -> float:
     """Seconds from an integer (seconds) or a string such as `2s`, `10m`, `1m30s`, `500ms`."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -140,15 +168,8 @@ def parse_duration(value: object) -> float:
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
     else:
         seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise UnitError(f"duration must be positive, got {_show(value)}")
-    if seconds > MAX_DURATION:
-        raise UnitError(f"duration {_show(value)} is longer than 7 days")
     # Millisecond precision keeps the canonical form (and the digest) free of float noise.
-    rounded = round(seconds, 3)
-    if rounded == 0:
-        raise UnitError(f"duration must be at least 1ms, got {_show(value)}")
-    return rounded
+    return _positive_rounded(seconds, value, MAX_DURATION, _DURATION_LIMITS)
 
 
 def format_duration(seconds: float) -> str:
@@ -177,14 +198,7 @@ def parse_cpus(value: object) -> float:
         number = float(value.strip())
     else:
         raise UnitError(f"expected a number of CPUs such as 1, 2 or 0.5, got {_show(value)}")
-    if not math.isfinite(number) or number <= 0:
-        raise UnitError(f"cpus must be a positive number, got {_show(value)}")
-    if number > MAX_CPUS:
-        raise UnitError(f"cpus must be at most {MAX_CPUS}, got {_show(value)}")
-    rounded = round(number, 3)
-    if rounded == 0:
-        raise UnitError(f"cpus must be at least 0.001, got {_show(value)}")
-    return rounded
+    return _positive_rounded(number, value, MAX_CPUS, _CPUS_LIMITS)
 
 
 def nano_cpus(cpus: float) -> int:
