@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from policy import observed
 from policy.diagnostics import Diagnostic, Location
 from policy.source import display_path
 
@@ -21,6 +22,7 @@ def policy_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for path in paths:
+        observed.path_kind(path)
         if path.is_dir():
             before = len(problems)
             found = _toml_files(path, problems)
@@ -49,6 +51,7 @@ def _toml_files(root: Path, problems: list[Diagnostic]) -> list[Path]:
     stack = [(root, 0)]
     while stack:
         directory, depth = stack.pop()
+        observed.directory_listed(directory)
         try:
             entries = list(os.scandir(directory))
         except OSError as exc:
@@ -89,5 +92,7 @@ def _toml_files(root: Path, problems: list[Diagnostic]) -> list[Path]:
 def default_project(paths: Sequence[Path]) -> Path:
     """The project directory: the parent of the (first) policy directory."""
     first = paths[0] if paths else Path("policies")
+    observed.path_kind(first)
     base = first if first.is_dir() else first.parent
+    observed.path_resolved(base)
     return base.resolve().parent

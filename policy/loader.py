@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from policy import observed
 from policy.diagnostics import Diagnostic, Location
 from policy.discovery import default_project, policy_files
 from policy.errors import PolicyError, UsageError
@@ -63,7 +64,9 @@ class Policy:
 def load_policy(paths: Sequence[Path], project: Path | None = None) -> Policy:
     """Load and resolve a policy; raise `PolicyError` with every diagnostic if anything is wrong."""
     paths = list(paths) or [Path("policies")]
-    project = (project or default_project(paths)).resolve()
+    chosen = project or default_project(paths)
+    observed.path_resolved(chosen)
+    project = chosen.resolve()
     files, problems = policy_files(paths)
     sources, guardrails = _read_files(files, problems)
     declared = _Declarations()

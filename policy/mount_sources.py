@@ -11,6 +11,7 @@ import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
+from policy import observed
 from policy.diagnostics import Diagnostic, Location
 
 
@@ -40,6 +41,7 @@ def check_source(
             )
         )
         return normal
+    observed.path_resolved(project / normal)
     try:
         resolved = (project / normal).resolve()
     except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError in Python 3.11)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from policy import observed
 from policy.diagnostics import Diagnostic
 from policy.model import Seccomp
 from policy.origin import Origin
@@ -97,6 +98,7 @@ def read_seccomp_document(path: Path) -> tuple[Seccomp, Any] | str:
         return f"not valid JSON: {exc}"
     except ValueError:  # an integer longer than Python converts
         return "not usable JSON: a number in it is too long (more than 4300 digits)"
+    observed.path_resolved(path)
     seccomp = seccomp_from_json(document, str(path.resolve()))
     if seccomp is None:
         return (

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policy import observed
 from policy.diagnostics import Diagnostic, Location
 from policy.toml_positions import key_positions, locate
 
@@ -73,8 +74,14 @@ def read_regular(path: Path, limit: int) -> bytes | tuple[str, str]:
     """At most `limit` bytes of a regular file, or (error id, message).
 
     Anything but a regular file is refused before it is opened: a FIFO would block forever and a
-    device such as /dev/zero never ends.
+    device such as /dev/zero never ends. What was read is reported to `policy.observed`.
     """
+    read = _read_limited(path, limit)
+    observed.file_read(path, limit, read)
+    return read
+
+
+def _read_limited(path: Path, limit: int) -> bytes | tuple[str, str]:
     try:
         info = path.stat()
     except FileNotFoundError:

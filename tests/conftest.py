@@ -29,6 +29,19 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def policy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own policy cache (processes they start inherit it): never the user's."""
+    path = tmp_path_factory.mktemp("policy-cache")
+    before = os.environ.get("POLICY_CACHE_DIR")
+    os.environ["POLICY_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("POLICY_CACHE_DIR", None)
+    else:
+        os.environ["POLICY_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
     """A docker SDK client for the local engine, with the test image present."""

@@ -17,6 +17,7 @@ from policy.errors import UsageError
 
 if TYPE_CHECKING:
     from engine.launcher.spec import LaunchSpec
+    from policy.cache import Cache
     from policy.loader import Policy
 
 OK, FINDINGS, USAGE = 0, 1, 2
@@ -39,7 +40,28 @@ def add_command(sub: Subparsers, name: str, **kwargs: Any) -> argparse.ArgumentP
     return parser
 
 
+def add_cache_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="load and validate the policy afresh, without reading or writing the cache "
+        "($POLICY_CACHE_DIR, else ~/.cache/container-policy; exact: any change to a file the "
+        "policy reads is seen)",
+    )
+
+
+def policy_cache(args: argparse.Namespace) -> Cache | None:
+    """The cache of validated policies, unless `--no-cache`."""
+    if getattr(args, "no_cache", False):
+        return None
+    from engine.version import VERSION
+    from policy.cache import Cache, default_directory
+
+    return Cache(default_directory(), VERSION)
+
+
 def add_policy_args(parser: argparse.ArgumentParser) -> None:
+    add_cache_arg(parser)
     parser.add_argument(
         "--policies",
         "-p",
@@ -101,7 +123,7 @@ def load(args: argparse.Namespace, require_valid: bool = True) -> Policy:
     """The policy of `--policies`: it must load and (by default) validate (`UnusablePolicy`)."""
     from policy.vetted import load_vetted
 
-    return load_vetted([args.policies], args.project, require_valid)
+    return load_vetted([args.policies], args.project, require_valid, policy_cache(args))
 
 
 def checked_image(image: str | None) -> str | None:

@@ -15,14 +15,15 @@ from engine.cli.common import (
     FINDINGS,
     OK,
     Subparsers,
+    add_cache_arg,
     add_command,
     add_policy_args,
     checked_image,
     load,
+    policy_cache,
     print_diagnostics,
 )
 from policy.diagnostics import Diagnostic, Severity
-from policy.errors import PolicyError
 
 
 class DiagnosticsFormat(enum.StrEnum):
@@ -105,6 +106,7 @@ def _add_validate(sub: Subparsers) -> None:
         default="error",
         help="lowest severity that fails (default: error)",
     )
+    add_cache_arg(p)
     p.set_defaults(func=cmd_validate)
 
 
@@ -131,16 +133,10 @@ def _diagnostics_json(diagnostics: list[Diagnostic], valid: bool) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from policy.loader import load_policy
-    from policy.validate import validate
+    from policy.vetted import check
 
-    try:
-        policy = load_policy(args.paths or [Path("policies")], args.project)
-        diagnostics = validate(policy)
-        summary = f"{len(policy.profiles)} profile(s) in {len(policy.files)} file(s)"
-    except PolicyError as exc:
-        diagnostics = list(exc.diagnostics)
-        summary = "the policy does not load"
+    checked = check(args.paths, args.project, policy_cache(args))
+    diagnostics, summary = checked.diagnostics, checked.summary
     fail_rank = Severity(args.fail_on).rank
     failing = [d for d in diagnostics if d.severity.rank >= fail_rank]
     if args.format is DiagnosticsFormat.JSON:

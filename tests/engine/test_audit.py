@@ -37,8 +37,8 @@ from loguru import logger
 
 from engine import labels as L
 from engine.audit.auditor import Auditor
-from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerSummary
+from engine.backends.unix_socket import SocketEngine
 from engine.cli import main
 from policy.canonical import digest
 from policy.loader import Policy

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerSummary
+from engine.backends.unix_socket import SocketEngine
 from engine.version import version
 from policy.canonical import digest
 from policy.loader import load_policy

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerInspect
+from engine.backends.unix_socket import SocketEngine
 from engine.launcher.spec import LaunchSpec
 from engine.render.interface import render
 from engine.render.request import EngineRequest

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from engine import labels
-from engine.backends.unix_socket import SocketEngine
 from engine.backends.interface import ContainerInspect
+from engine.backends.unix_socket import SocketEngine
 from engine.launcher.run import run
 from engine.launcher.spec import LaunchSpec
 from policy.loader import Policy, load_policy

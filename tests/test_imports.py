@@ -1,0 +1,71 @@
+"""A command pays only for the imports it needs: `policy --version` and a warm `policy validate`
+import neither pydantic nor the docker SDK nor loguru; `policy audit` and `policy run` on a local
+engine never import the docker SDK (they speak the Engine API with the standard library)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+
+# Runs one command in a fresh interpreter, then writes the names of every module it imported.
+PROBE = """
+import json, sys
+from engine.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as out:
+    json.dump(sorted(sys.modules), out)
+"""
+
+
+def imported(tmp_path: Path, *argv: str) -> set[str]:
+    listing = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(listing), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    return {m.split(".")[0] for m in json.loads(listing.read_text())} | set(
+        json.loads(listing.read_text())
+    )
+
+
+SDK = {"docker", "requests", "urllib3"}
+HEAVY = SDK | {"pydantic", "pydantic_core", "loguru", "cerberus"}
+
+
+def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
+    found = imported(tmp_path, "--version")
+    assert not found & (HEAVY | {"importlib.metadata", "policy.model"}), found & HEAVY
+
+
+def test_a_warm_validate_imports_no_pydantic_sdk_or_loguru(tmp_path: Path) -> None:
+    cold = imported(tmp_path, "validate", str(POLICIES))
+    assert "pydantic" in cold  # the cold run did load and validate
+    assert not cold & (SDK | {"loguru"})
+    warm = imported(tmp_path, "validate", str(POLICIES))
+    assert not warm & HEAVY, warm & HEAVY
+
+
+@pytest.mark.engine
+def test_audit_and_run_on_a_local_engine_never_import_the_docker_sdk(
+    tmp_path: Path, docker_client: object
+) -> None:
+    (ROOT / "test-results").mkdir(exist_ok=True)
+    audit = imported(tmp_path, "audit", "--policies", str(POLICIES), "--filter", "label=cp-none")
+    assert "engine.audit.auditor" in audit
+    assert not audit & SDK, audit & SDK
+    run = imported(tmp_path, "run", "isolation", "--policies", str(POLICIES), "--", "true")
+    assert "engine.launcher.run" in run
+    assert not run & SDK, run & SDK
