@@ -414,7 +414,8 @@ def _duration_spellings(ms: int) -> list[Any]:
 
 def _cpus_spellings(milli: int) -> list[Any]:
     value = Decimal(milli) / 1000
-    out: list[Any] = [milli / 1000, f"{format(value, 'f')}", f" {format(value, 'f')}0 "]
+    # A trailing zero only after a decimal point: "1" + "0" would be ten CPUs.
+    out: list[Any] = [milli / 1000, f"{format(value, 'f')}", f" {format(value, '.3f')}0 "]
     if milli % 1000 == 0:
         out += [milli // 1000, f"{milli // 1000}"]
     return out
