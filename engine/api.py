@@ -44,6 +44,7 @@ def spec_for(
         profile=policy.profiles[profile],
         project=policy.project,
         policy_file=policy.declared[profile].source.display,
+        digest=policy.digest(profile),
         command=tuple(command),
         image=image,
         env=dict(env or {}),

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from cerberus import SchemaError, Validator
 from pydantic import BaseModel, ConfigDict, Field
 
 from policy import units
@@ -46,7 +45,7 @@ def is_guardrail_file(path: Path) -> bool:
 class GuardrailInput(BaseModel):
     """One `[guardrails.ID]` table."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     description: Annotated[str, Field(min_length=1)]
     field: str
@@ -55,7 +54,7 @@ class GuardrailInput(BaseModel):
 
 
 class GuardrailFileInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     version: Literal[1]
     guardrails: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")], dict[str, Any]]
@@ -80,6 +79,8 @@ class Guardrail:
             cached = _LOCAL.validators = {}
         key = id(self)
         if key not in cached:
+            from cerberus import Validator  # only when a guardrail judges something
+
             cached[key] = (self, Validator({self.field: self.schema}, allow_unknown=True))
         return cached[key][1]
 
@@ -201,6 +202,8 @@ def _check_rules(
     gid: str, field: str, schema: dict[str, Any], source: SourceFile, problems: list[Diagnostic]
 ) -> None:
     """Report each rule of `schema` that cerberus refuses, or whose regex is bad or may hang."""
+    from cerberus import SchemaError, Validator
+
     for rule, value in schema.items():
         try:
             Validator({field: {rule: value}})

@@ -42,6 +42,17 @@ class Policy:
     declared: dict[str, Origin]  # per profile: its table header
     waivers: list[Waiver] = field(default_factory=list)
     guardrails: list[Guardrails] = field(default_factory=list)
+    # Profile name -> digest, filled by `digest()`; a vetted policy has them all (and keeps them
+    # in the cache, so that a warm `run` or `audit` never serialises a profile to know them).
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def digest(self, name: str) -> str:
+        """The digest of profile `name` (`policy.canonical.digest`), computed once."""
+        if name not in self.digests:
+            from policy.canonical import digest
+
+            self.digests[name] = digest(self.profiles[name])
+        return self.digests[name]
 
     def profile(self, name: str) -> Profile:
         """The profile called `name`, or a `UsageError` with the nearest names."""

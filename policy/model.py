@@ -170,7 +170,7 @@ PositiveInt = Annotated[int, Field(gt=0, le=(1 << 31) - 1)]
 class _Input(BaseModel):
     """Shared config for everything read from a policy file: strict, closed, no coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class TmpfsInput(_Input):
@@ -251,7 +251,7 @@ class PolicyFileInput(_Input):
 
 
 class _Canonical(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Tmpfs(_Canonical):
@@ -307,7 +307,9 @@ class Profile(_Canonical):
     cap_drop: tuple[str, ...] = ()
     cap_add: tuple[str, ...] = ()
     no_new_privileges: bool = False
-    seccomp: Seccomp = Seccomp(mode="default")
+    # Constructed, not validated: a literal known to be valid, and validating it here would
+    # build Seccomp's validator at import time (`defer_build` keeps that for first use).
+    seccomp: Seccomp = Seccomp.model_construct(mode="default")
     pids_limit: int | None = None
     memory: int | None = None
     cpus: float | None = None

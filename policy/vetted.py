@@ -76,6 +76,8 @@ def load_vetted(
             problems = [d for d in validate(policy) if d.severity is Severity.ERROR]
             if problems:
                 return UnusablePolicy("the policy does not validate; refusing to use it", problems)
+        for name in policy.profiles:
+            policy.digest(name)
         return policy
 
     if cache is None:

@@ -24,7 +24,7 @@ from engine.backends.interface import ContainerInspect, DocumentError, Engine, I
 from engine.render.interface import render
 from engine.render.settings import ExpectedSettings, Settings
 from engine.render.walk import walk
-from policy.canonical import SOURCE_KEY, digest
+from policy.canonical import SOURCE_KEY
 from policy.diagnostics import Location, Severity
 from policy.errors import EngineError
 from policy.evaluate import evaluate
@@ -43,7 +43,7 @@ class Auditor:
         self.policy = policy
         self.deep = deep
         self.today = today or dt.date.today()
-        self._digests = {name: digest(p) for name, p in policy.profiles.items()}
+        self._digests = {name: policy.digest(name) for name in policy.profiles}
         self._waivers = {(w.profile, w.rule) for w in policy.waivers if w.expires > self.today}
         self._rule_location = Location(policy.files[0]) if policy.files else Location("policies")
         self._expected: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -29,7 +29,7 @@ class DocumentError(EngineError):
 
 
 class _Document(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class HealthcheckDoc(_Document):

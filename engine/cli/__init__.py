@@ -9,6 +9,7 @@ Results go to stdout, progress and summaries to stderr. The one `except Error` i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from engine.cli.common import OK, USAGE, Parser, formatter
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"policy {version()}")
         raise SystemExit(OK)
+    # pydantic looks for plugins through importlib.metadata (about 40 ms) when it builds its
+    # first validator; this command uses none. A user who sets the variable decides.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()

@@ -142,6 +142,7 @@ def launch_spec(args: argparse.Namespace) -> LaunchSpec:
         profile=profile,
         project=policy.project,
         policy_file=policy.declared[profile.name].source.display,
+        digest=policy.digest(profile.name),
         command=tuple(args.cmd),
         image=checked_image(args.image),
     )

@@ -29,7 +29,7 @@ def _user() -> str:
 class LaunchRecord(BaseModel):
     """One launch: when, who, which profile and digest, image, container, command, how it ended."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     time: str = Field(default_factory=_now)
     host_user: str = Field(default_factory=_user)

@@ -36,6 +36,7 @@ class LaunchSpec:
     image: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to the profile's (worker shards)
     launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    digest: str | None = None  # the profile's, when the policy knows it already
 
     @property
     def name(self) -> str:
@@ -52,6 +53,7 @@ class LaunchSpec:
             image=self.image,
             env=self.env,
             launch_id=self.launch_id,
+            digest=self.digest,
             record_project=True,
         )
 

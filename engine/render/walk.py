@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine import labels as L
 from policy import units
-from policy.canonical import digest
+from policy.canonical import digest as profile_digest_of
 from policy.errors import UsageError
 from policy.model import Profile
 from policy.mount_sources import resolve_source
@@ -111,9 +111,11 @@ def walk(
     env: dict[str, str] | None = None,
     launch_id: str | None = None,
     record_project: bool = False,
+    digest: str | None = None,
 ) -> Walked:
-    """Resolve `profile` once. Without `policy_file` no reserved label is added (capture)."""
-    profile_digest = digest(profile)
+    """Resolve `profile` once. Without `policy_file` no reserved label is added (capture).
+    `digest` is the profile's when the caller has it (the vetted policy keeps them)."""
+    profile_digest = digest or profile_digest_of(profile)
     reserved: dict[str, str] = {}
     if policy_file is not None:
         reserved = L.reserved(
