@@ -19,56 +19,23 @@ import http.client
 import json
 import os
 import socket
-import struct
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from engine.backends.interface import (
-    ContainerInspect,
-    ContainerSummary,
-    CreateBody,
-    EngineEvent,
-    EngineInfo,
-    EngineVersion,
-    ImageInspect,
-    OutputChunks,
-    parse,
+from engine.backends import interface as doc
+from engine.backends.unix_http import (
+    ApiError,
+    NotJson,
+    UnixConnection,
+    UnixHttp,
+    Unreachable,
+    frames,
 )
 from policy.errors import EngineError
 
 API_VERSION = "1.41"
 DEFAULT_URL = "unix:///var/run/docker.sock"
-POOL_SIZE = 32
-# The attach stream's frame header: stream type (1 stdout, 2 stderr), 3 zero bytes, length.
-_FRAME = struct.Struct(">BxxxL")
-_HEAD_LIMIT = 64 * 1024
-
-
-class ApiError(Exception):
-    """The engine answered a request with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 class SocketEngine:
@@ -78,102 +45,15 @@ class SocketEngine:
         # No URL: DOCKER_HOST when it is a unix socket, else the engine's default socket.
         host = os.environ.get("DOCKER_HOST", "")
         self.url = url or (host if host.startswith("unix://") else DEFAULT_URL)
-        self.path = self.url.removeprefix("unix://")
         self.timeout = timeout
-        self.version_prefix = "/v" + os.environ.get("DOCKER_API_VERSION", API_VERSION)
-        self._idle: list[_UnixConnection] = []
-        self._lock = threading.Lock()
+        prefix = "/v" + os.environ.get("DOCKER_API_VERSION", API_VERSION)
+        self._http = UnixHttp(self.url.removeprefix("unix://"), timeout, prefix)
 
     @property
     def name(self) -> str:
         return self.url
 
-    # -- transport ---------------------------------------------------------------------------
-
-    def _url(self, path: str, query: dict[str, Any] | None = None) -> str:
-        url = self.version_prefix + path
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        return url
-
-    def _take(self) -> _UnixConnection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return _UnixConnection(self.path, self.timeout)
-
-    def _give_back(self, conn: _UnixConnection) -> None:
-        with self._lock:
-            if len(self._idle) < POOL_SIZE:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        action: str,
-        query: dict[str, Any] | None = None,
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        """One request; the decoded JSON answer (None for an empty one). An error status is an
-        `ApiError`; a transport failure an `EngineError` saying what to do."""
-        url = self._url(path, query)
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        # A kept-alive connection the engine closed in the meantime fails on first use: one retry
-        # on a fresh connection, and only for that failure (nothing was sent that took effect).
-        for attempt in (0, 1):
-            conn = self._take() if attempt == 0 else _UnixConnection(self.path, self.timeout)
-            reused = conn.sock is not None
-            try:
-                if timeout is not None or conn.sock is not None:
-                    self._set_timeout(conn, timeout)
-                conn.request(method, url, body=payload, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-            except TimeoutError:
-                conn.close()
-                raise
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                conn.close()
-                if reused and attempt == 0:
-                    continue
-                raise self._unreachable(action, exc) from None
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                raise self._unreachable(action, exc) from None
-            if timeout is not None:
-                self._set_timeout(conn, None)
-            if response.will_close:
-                conn.close()
-            else:
-                self._give_back(conn)
-            return self._decoded(response.status, data, action)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _set_timeout(self, conn: _UnixConnection, timeout: float | None) -> None:
-        conn.timeout = self.timeout if timeout is None else timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(conn.timeout)
-
-    def _decoded(self, status: int, data: bytes, action: str) -> Any:
-        document: Any = None
-        if data:
-            try:
-                document = json.loads(data)
-            except ValueError:
-                if status < 400:
-                    raise EngineError(
-                        f"engine {self.name} answered {action} with something that is not JSON"
-                    ) from None
-                document = {"message": data.decode(errors="replace").strip()}
-        if status >= 400:
-            message = document.get("message") if isinstance(document, dict) else None
-            raise ApiError(status, str(message or f"HTTP {status}"))
-        return document
+    # -- errors as every backend words them -------------------------------------------------------
 
     def _unreachable(self, action: str, exc: BaseException) -> EngineError:
         return EngineError(
@@ -185,66 +65,62 @@ class SocketEngine:
     def _refused(self, action: str, exc: ApiError) -> EngineError:
         return EngineError(f"engine {self.name} refused to {action}: {exc.message}")
 
+    def _answer(self, method: str, path: str, action: str, **kw: Any) -> Any:
+        """The engine's answer; an `ApiError` for an error status (for callers that tell a 404
+        from a refusal), an `EngineError` for anything else that went wrong."""
+        try:
+            return self._http.request(method, path, **kw)
+        except Unreachable as exc:
+            raise self._unreachable(action, exc.cause) from None
+        except NotJson:
+            raise EngineError(
+                f"engine {self.name} answered {action} with something that is not JSON"
+            ) from None
+
     def _json(self, method: str, path: str, action: str, **kw: Any) -> Any:
         try:
-            return self._call(method, path, action, **kw)
+            return self._answer(method, path, action, **kw)
         except ApiError as exc:
             raise self._refused(action, exc) from None
 
-    def _hijack(self, path: str, query: dict[str, Any], action: str) -> socket.socket:
-        """A socket joined to a container's streams (`Upgrade: tcp`), read from its first byte."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _upgrade(self, path: str, query: dict[str, Any]) -> socket.socket:
+        action = "attach to the container"
         try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.path)
-            request = (
-                f"POST {self._url(path, query)} HTTP/1.1\r\nHost: localhost\r\n"
-                "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
-            )
-            sock.sendall(request.encode())
-            head = _read_head(sock)
-        except OSError as exc:
-            sock.close()
-            raise self._unreachable(action, exc) from None
-        status_line, _, rest = head.partition(b"\r\n")
-        parts = status_line.split(b" ", 2)
-        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-        if status not in (101, 200):
-            sock.close()
-            body = rest.partition(b"\r\n\r\n")[2]
-            try:
-                message = json.loads(body).get("message", "")
-            except (ValueError, AttributeError):
-                message = body.decode(errors="replace").strip()
-            raise self._refused(action, ApiError(status, message or f"HTTP {status}"))
-        sock.settimeout(None)
-        return sock
+            return self._http.upgrade(path, query)
+        except ApiError as exc:
+            raise self._refused(action, exc) from None
+        except Unreachable as exc:
+            raise self._unreachable(action, exc.cause) from None
 
     # -- the Engine interface --------------------------------------------------------------------
 
-    def version(self) -> EngineVersion:
-        return parse(EngineVersion, self._json("GET", "/version", "reach"), "version", self.name)
+    def version(self) -> doc.EngineVersion:
+        return doc.parse(
+            doc.EngineVersion, self._json("GET", "/version", "reach"), "version", self.name
+        )
 
-    def info(self) -> EngineInfo:
-        return parse(EngineInfo, self._json("GET", "/info", "reach"), "system info", self.name)
+    def info(self) -> doc.EngineInfo:
+        return doc.parse(
+            doc.EngineInfo, self._json("GET", "/info", "reach"), "system info", self.name
+        )
 
-    def inspect_container(self, container: str) -> ContainerInspect:
+    def inspect_container(self, container: str) -> doc.ContainerInspect:
         document = self._json("GET", f"/containers/{_q(container)}/json", "inspect container")
-        return parse(ContainerInspect, document, "container inspect", self.name)
+        return doc.parse(doc.ContainerInspect, document, "container inspect", self.name)
 
-    def inspect_if_exists(self, container: str) -> ContainerInspect | None:
+    def inspect_if_exists(self, container: str) -> doc.ContainerInspect | None:
         """See `Engine.inspect_if_exists`."""
         try:
-            document = self._call("GET", f"/containers/{_q(container)}/json", "inspect container")
+            document = self._answer("GET", f"/containers/{_q(container)}/json", "inspect container")
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise self._refused("inspect container", exc) from None
-        return parse(ContainerInspect, document, "container inspect", self.name)
+        return doc.parse(doc.ContainerInspect, document, "container inspect", self.name)
 
-    def inspect_image(self, image: str) -> ImageInspect:
+    def inspect_image(self, image: str) -> doc.ImageInspect:
         try:
-            document = self._call("GET", f"/images/{_q(image)}/json", "inspect image")
+            document = self._answer("GET", f"/images/{_q(image)}/json", "inspect image")
         except ApiError as exc:
             if exc.status == 404:
                 raise EngineError(
@@ -253,14 +129,16 @@ class SocketEngine:
                     "reachable"
                 ) from None
             raise self._refused("inspect image", exc) from None
-        return parse(ImageInspect, document, "image inspect", self.name)
+        return doc.parse(doc.ImageInspect, document, "image inspect", self.name)
 
-    def containers(self, filters: dict[str, Any], all: bool = True) -> list[ContainerSummary]:
+    def containers(self, filters: dict[str, Any], all: bool = True) -> list[doc.ContainerSummary]:
         query = {"all": int(all), "filters": _filters(filters)} if filters else {"all": int(all)}
         listed = self._json("GET", "/containers/json", "list containers", query=query)
-        return [parse(ContainerSummary, c, "container list", self.name) for c in listed or []]
+        return [
+            doc.parse(doc.ContainerSummary, c, "container list", self.name) for c in listed or []
+        ]
 
-    def create(self, body: CreateBody, name: str) -> str:
+    def create(self, body: doc.CreateBody, name: str) -> str:
         created = self._json(
             "POST", "/containers/create", "create the container", query={"name": name}, body=body
         )
@@ -269,16 +147,15 @@ class SocketEngine:
     def start(self, container: str) -> None:
         self._json("POST", f"/containers/{_q(container)}/start", "start the container")
 
-    def attach(self, container: str) -> OutputChunks:
+    def attach(self, container: str) -> doc.OutputChunks:
         """See `Engine.attach`: the multiplexed stream, frame by frame, from its beginning."""
         query = {"logs": 1, "stream": 1, "stdout": 1, "stderr": 1}
-        sock = self._hijack(f"/containers/{_q(container)}/attach", query, "attach to the container")
-        return _frames(sock)
+        return frames(self._upgrade(f"/containers/{_q(container)}/attach", query))
 
     def attach_socket(self, container: str) -> Any:
         """See `Engine.attach_socket`."""
         query = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
-        return self._hijack(f"/containers/{_q(container)}/attach", query, "attach to the container")
+        return self._upgrade(f"/containers/{_q(container)}/attach", query)
 
     def resize(self, container: str, height: int, width: int) -> None:
         self._json(
@@ -313,7 +190,7 @@ class SocketEngine:
     def remove(self, container: str) -> None:
         """Remove a container and its anonymous volumes; a container already gone is fine."""
         try:
-            self._call(
+            self._answer(
                 "DELETE",
                 f"/containers/{_q(container)}",
                 "remove the container",
@@ -326,48 +203,36 @@ class SocketEngine:
 
     def events(self, filters: dict[str, Any]) -> _Events:
         """See `Engine.events`."""
-        conn = _UnixConnection(self.path, self.timeout)
+        action = "follow the events of"
         try:
-            conn.request("GET", self._url("/events", {"filters": _filters(filters)}))
-            response = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise self._unreachable("follow the events of", exc) from None
-        if response.status >= 400:
-            data = response.read()
-            conn.close()
-            try:
-                self._decoded(response.status, data, "follow the events of")
-            except ApiError as exc:
-                raise self._refused("follow the events of", exc) from None
-        if conn.sock is not None:
-            conn.sock.settimeout(None)  # events come when they come
+            conn, response = self._http.stream("/events", {"filters": _filters(filters)})
+        except ApiError as exc:
+            raise self._refused(action, exc) from None
+        except Unreachable as exc:
+            raise self._unreachable(action, exc.cause) from None
         return _Events(conn, response, self.name)
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._http.close()
 
 
 class _Events:
     """The engine's event stream (one JSON document per line) as typed events."""
 
     def __init__(
-        self, conn: _UnixConnection, response: http.client.HTTPResponse, engine: str
+        self, conn: UnixConnection, response: http.client.HTTPResponse, engine: str
     ) -> None:
         self._conn = conn
         self._response = response
         self._engine = engine
         self._reading = False
 
-    def __iter__(self) -> Iterator[EngineEvent]:
+    def __iter__(self) -> Iterator[doc.EngineEvent]:
         self._reading = True
         try:
             while line := self._response.readline():
                 if line.strip():
-                    yield parse(EngineEvent, json.loads(line), "event", self._engine)
+                    yield doc.parse(doc.EngineEvent, json.loads(line), "event", self._engine)
         except (OSError, ValueError, http.client.HTTPException):
             return  # closed (by `close()` or the engine): the stream ends
         finally:
@@ -398,55 +263,3 @@ def _filters(filters: dict[str, Any]) -> str:
 
 def _q(part: str) -> str:
     return urllib.parse.quote(part, safe="/:")
-
-
-def _read_head(sock: socket.socket) -> bytes:
-    """The response head, read byte by byte so that nothing of the stream after it is consumed."""
-    head = bytearray()
-    while not head.endswith(b"\r\n\r\n"):
-        byte = sock.recv(1)
-        if not byte:
-            raise ConnectionResetError("the engine closed the connection during the upgrade")
-        head += byte
-        if len(head) > _HEAD_LIMIT:
-            raise ConnectionError("the engine's answer to the upgrade has no end")
-    status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-    if status[:1] in (b"3", b"4", b"5"):
-        # An error answer carries a body after its head: read what its length says.
-        length = next(
-            (
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            ),
-            0,
-        )
-        body = b""
-        while len(body) < length:
-            more = sock.recv(length - len(body))
-            if not more:
-                break
-            body += more
-        head += body
-    return bytes(head)
-
-
-def _frames(sock: socket.socket) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(stdout, stderr) chunks of the multiplexed attach stream, until the container ends."""
-    reader = sock.makefile("rb")
-    try:
-        while True:
-            header = reader.read(_FRAME.size)
-            if len(header) < _FRAME.size:
-                return
-            kind, length = _FRAME.unpack(header)
-            data = reader.read(length)
-            if kind == 2:
-                yield None, data
-            else:
-                yield data, None
-            if len(data) < length:
-                return
-    finally:
-        reader.close()
-        sock.close()
