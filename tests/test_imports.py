@@ -1,6 +1,7 @@
 """A command pays only for the imports it needs: `policy --version` and a warm `policy validate`
 import neither pydantic nor the docker SDK nor loguru; `policy audit` and `policy run` on a local
-engine never import the docker SDK (they speak the Engine API with the standard library)."""
+engine never import the docker SDK (they speak the Engine API with the standard library), and a
+passing run that logs nothing does not import loguru."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ROOT / "policies"
+from tests.helpers import POLICIES, ROOT
 
 # Runs one command in a fresh interpreter, then writes the names of every module it imported.
 PROBE = """
@@ -69,3 +69,4 @@ def test_audit_and_run_on_a_local_engine_never_import_the_docker_sdk(
     run = imported(tmp_path, "run", "isolation", "--policies", str(POLICIES), "--", "true")
     assert "engine.launcher.run" in run
     assert not run & SDK, run & SDK
+    assert "loguru" not in run, "a run that logs nothing imported loguru"
