@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Docker engine, the shipped policy, and container clean-up.
+"""Shared fixtures: the real Docker engine, the shipped policy, the test's project directory and
+container clean-up (plain helpers are in tests/helpers.py).
 
 Engine tests are marked `engine`. Outside CI they skip when no engine answers; with CI=true they
 fail instead, so CI can never pass without having run them.
@@ -16,17 +17,7 @@ from typing import Any
 import pytest
 
 from policy.loader import Policy, load_policy
-
-ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ROOT / "policies"
-TEST_IMAGE = "simple-test-isolation:latest"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: engine tests are never skipped)")
-    pytest.skip(reason)
+from tests.helpers import POLICIES, ROOT, TEST_IMAGE, unavailable
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,11 +42,11 @@ def docker_client() -> Any:
         client = docker.from_env(timeout=60)
         client.ping()
     except Exception as exc:
-        _unavailable(f"no Docker engine answers: {exc}; run scripts/ensure-engine.sh")
+        unavailable(f"no Docker engine answers: {exc}; run scripts/ensure-engine.sh")
     try:
         client.images.get(TEST_IMAGE)
     except Exception:
-        _unavailable(f"test image {TEST_IMAGE} missing; run scripts/build-test-images.sh")
+        unavailable(f"test image {TEST_IMAGE} missing; run scripts/build-test-images.sh")
     return client
 
 
@@ -63,6 +54,21 @@ def docker_client() -> Any:
 def shipped() -> Policy:
     (ROOT / "test-results").mkdir(exist_ok=True)
     return load_policy([POLICIES])
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The test's project directory (empty): mounted read-only at /src, `test-results` (made by
+    a launch) at /results."""
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def local(project: Path) -> Policy:
+    """The shipped policy with mounts resolved against the test's project directory."""
+    return load_policy([POLICIES], project)
 
 
 @pytest.fixture
@@ -80,7 +86,3 @@ def container_names(docker_client: Any) -> Iterator[list[str]]:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
     left = [n for n in names if docker_client.api.containers(all=True, filters={"name": n})]
     assert not left, f"containers left behind: {left}"
-
-
-def new_name(prefix: str = "cp-test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"

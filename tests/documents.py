@@ -4,6 +4,7 @@ as, and exercise the same parsing a live engine's answers go through."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,24 @@ from engine.backends.interface import ContainerInspect, ImageConfig
 from engine.render.interface import render
 from engine.render.settings import ExpectedSettings, Settings
 from engine.render.walk import walk
+from policy.loader import Policy, load_policy
 from policy.model import Profile
+
+DATA = Path(__file__).resolve().parent / "data"
+INSPECT = DATA / "inspect"
+# The policy the documents were recorded under, and the project directory it was used with.
+RECORDED_POLICY = DATA / "policies-recorded"
+RECORDED_PROJECT = Path("/work/main")
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """The recorded document `tests/data/inspect/NAME.json`, as the engine gave it."""
+    doc: dict[str, Any] = json.loads((INSPECT / f"{name}.json").read_text())
+    return doc
+
+
+def recorded_policy() -> Policy:
+    return load_policy([RECORDED_POLICY], RECORDED_PROJECT)
 
 
 def inspect_doc(document: dict[str, Any] | ContainerInspect) -> ContainerInspect:

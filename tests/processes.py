@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -34,6 +36,20 @@ def spawn(
         cwd=cwd,
         preexec_fn=default_sigint,
     )
+
+
+@contextlib.contextmanager
+def spawned(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`spawn(ARGS...)`, killed (if it still runs) and reaped afterwards."""
+    proc = spawn(*args, env=env, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def policy(

@@ -22,8 +22,7 @@ from engine.cli import main
 from policy.canonical import digest
 from policy.loader import load_policy
 from policy.rules import RULES
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, cli, write_policies
 
 POLICY = """version = 1
 
@@ -87,9 +86,7 @@ DIAGNOSTIC = re.compile(
 
 
 def write_policy(root: Path, text: str) -> Path:
-    policies = root / "policies"
-    policies.mkdir(parents=True)
-    (policies / "p.toml").write_text(text, encoding="utf-8")
+    policies = write_policies(root, {"p.toml": text})
     (root / "out").mkdir()
     return policies
 
@@ -99,9 +96,8 @@ def policies(tmp_path: Path) -> Path:
     return write_policy(tmp_path, POLICY)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
+def run(*argv: str) -> tuple[int, str, str]:
+    code, out, err = cli(*argv)
     assert "Traceback" not in out + err
     return code, out, err
 
@@ -118,16 +114,16 @@ def parse_diagnostics(text: str) -> list[dict[str, str]]:
 # --- validate ---------------------------------------------------------------------------------
 
 
-def test_validate_clean_policy(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    code, out, err = run(capsys, "validate", str(policies))
+def test_validate_clean_policy(policies: Path) -> None:
+    code, out, err = run("validate", str(policies))
     assert code == 0
     assert out == ""
     assert "valid: 2 profile(s) in 1 file(s), 0 problem(s)" in err
 
 
-def test_validate_load_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_validate_load_errors(tmp_path: Path) -> None:
     policies = write_policy(tmp_path, BAD)
-    code, out, err = run(capsys, "validate", str(policies))
+    code, out, err = run("validate", str(policies))
     assert code == 1
     rows = parse_diagnostics(out)
     assert [(Path(r["path"]).name, r["line"], r["col"], r["id"]) for r in rows] == [
@@ -137,9 +133,9 @@ def test_validate_load_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert err.startswith("invalid: the policy does not load")
 
 
-def test_validate_rule_findings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_validate_rule_findings(tmp_path: Path) -> None:
     policies = write_policy(tmp_path, BAD.replace('memroy = "1g"\n', ""))
-    code, out, _ = run(capsys, "validate", str(policies))
+    code, out, _ = run("validate", str(policies))
     assert code == 1
     rows = parse_diagnostics(out)
     found = {(r["id"], r["line"]) for r in rows}
@@ -149,21 +145,19 @@ def test_validate_rule_findings(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert {r["id"] for r in rows if r["warning"]} == {"no-cpu-limit", "no-timeout"}
 
 
-def test_validate_warnings_fail_only_on_request(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_validate_warnings_fail_only_on_request(tmp_path: Path) -> None:
     policies = write_policy(tmp_path, WARNINGS_ONLY)
-    code, out, _ = run(capsys, "validate", str(policies))
+    code, out, _ = run("validate", str(policies))
     assert code == 0
     assert sorted(r["id"] for r in parse_diagnostics(out)) == ["no-cpu-limit", "no-timeout"]
     assert all(r["warning"] for r in parse_diagnostics(out))
-    code, _, _ = run(capsys, "validate", str(policies), "--fail-on", "warning")
+    code, _, _ = run("validate", str(policies), "--fail-on", "warning")
     assert code == 1
 
 
-def test_validate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_validate_json(tmp_path: Path) -> None:
     policies = write_policy(tmp_path, BAD.replace('memroy = "1g"\n', ""))
-    code, out, _ = run(capsys, "validate", str(policies), "--format", "json")
+    code, out, _ = run("validate", str(policies), "--format", "json")
     assert code == 1
     report = json.loads(out)
     assert report["schema"] == "container-policy/validate/v1"
@@ -179,24 +173,24 @@ def test_validate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     ]
 
 
-def test_validate_json_clean(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    code, out, _ = run(capsys, "validate", str(policies), "--format", "json")
+def test_validate_json_clean(policies: Path) -> None:
+    code, out, _ = run("validate", str(policies), "--format", "json")
     assert code == 0
     assert json.loads(out)["valid"] is True
     assert json.loads(out)["diagnostics"] == []
 
 
-def test_validate_missing_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = run(capsys, "validate", str(tmp_path / "nope"))
+def test_validate_missing_path(tmp_path: Path) -> None:
+    code, out, _ = run("validate", str(tmp_path / "nope"))
     assert code != 0
     assert "no such file" in out
 
 
 def test_validate_defaults_to_policies_in_cwd(
-    capsys: pytest.CaptureFixture[str], policies: Path, monkeypatch: pytest.MonkeyPatch
+    policies: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(policies.parent)
-    code, _, err = run(capsys, "validate")
+    code, _, err = run("validate")
     assert code == 0
     assert "2 profile(s)" in err
 
@@ -210,8 +204,8 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("in_repo")
-def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "show", "full", "--format", "json")
+def test_show_json() -> None:
+    code, out, _ = run("show", "full", "--format", "json")
     assert code == 0
     doc = json.loads(out)
     expected = digest(load_policy([ROOT / "policies"]).profiles["full"])
@@ -222,9 +216,9 @@ def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.usefixtures("in_repo")
-def test_show_toml_agrees_with_json(capsys: pytest.CaptureFixture[str]) -> None:
-    _, as_json, _ = run(capsys, "show", "fast", "--format", "json")
-    code, as_toml, _ = run(capsys, "show", "fast")
+def test_show_toml_agrees_with_json() -> None:
+    _, as_json, _ = run("show", "fast", "--format", "json")
+    code, as_toml, _ = run("show", "fast")
     assert code == 0
     data = tomllib.loads(as_toml)
     doc = json.loads(as_json)
@@ -232,24 +226,24 @@ def test_show_toml_agrees_with_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.usefixtures("in_repo")
-def test_show_unknown_profile(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "show", "isolaton")
+def test_show_unknown_profile() -> None:
+    code, out, err = run("show", "isolaton")
     assert code == 2
     assert out == ""
     assert "did you mean 'isolation'?" in err
 
 
-def test_show_of_a_broken_policy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_show_of_a_broken_policy(tmp_path: Path) -> None:
     policies = write_policy(tmp_path, BAD)
-    code, out, err = run(capsys, "show", "open", "--policies", str(policies))
+    code, out, err = run("show", "open", "--policies", str(policies))
     assert code == 2
     assert out == ""
     assert "does not load" in err
     assert "unknown-key" in err  # the diagnostics are on stderr
 
 
-def test_list(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    code, out, _ = run(capsys, "list", "--policies", str(policies))
+def test_list(policies: Path) -> None:
+    code, out, _ = run("list", "--policies", str(policies))
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
     assert names == ["app", "probe"]
@@ -259,8 +253,8 @@ def test_list(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
 # --- render -----------------------------------------------------------------------------------
 
 
-def render(capsys: pytest.CaptureFixture[str], policies: Path, *args: str) -> list[str]:
-    code, out, err = run(capsys, "render", "--policies", str(policies), *args)
+def render(policies: Path, *args: str) -> list[str]:
+    code, out, err = run("render", "--policies", str(policies), *args)
     assert code == 0, err
     return shlex.split(out)
 
@@ -269,8 +263,8 @@ def pairs(argv: list[str]) -> set[tuple[str, str]]:
     return set(itertools.pairwise(argv))
 
 
-def test_render_docker_run(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    argv = render(capsys, policies, "app")
+def test_render_docker_run(policies: Path) -> None:
+    argv = render(policies, "app")
     assert argv[:2] == ["docker", "run"]
     assert "--read-only" in argv
     assert "--privileged" not in argv
@@ -299,8 +293,8 @@ def test_render_docker_run(capsys: pytest.CaptureFixture[str], policies: Path) -
     assert argv[-1] == "app:1"
 
 
-def test_render_notes_the_timeout(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    code, _, err = run(capsys, "render", "--policies", str(policies), "app")
+def test_render_notes_the_timeout(policies: Path) -> None:
+    code, _, err = run("render", "--policies", str(policies), "app")
     assert code == 0
     assert "5m" in err
 
@@ -308,16 +302,14 @@ def test_render_notes_the_timeout(capsys: pytest.CaptureFixture[str], policies: 
 COMMAND = ["sh", "-c", "echo 'a b'; echo \"$HOME\" && rm -rf / # ;", "line1\nline2", "", "--rm"]
 
 
-def test_render_command_words_survive(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    argv = render(capsys, policies, "app", "--", *COMMAND)
+def test_render_command_words_survive(policies: Path) -> None:
+    argv = render(policies, "app", "--", *COMMAND)
     image = argv.index("app:1")
     assert argv[image + 1 :] == COMMAND
 
 
-def test_render_options_before_the_command(
-    capsys: pytest.CaptureFixture[str], policies: Path
-) -> None:
-    argv = render(capsys, policies, "app", "--image", "other:2", "--", "--privileged", "-it")
+def test_render_options_before_the_command(policies: Path) -> None:
+    argv = render(policies, "app", "--image", "other:2", "--", "--privileged", "-it")
     image = argv.index("other:2")
     assert argv[image + 1 :] == ["--privileged", "-it"]
     assert "app:1" not in argv
@@ -334,30 +326,24 @@ def test_render_options_before_the_command(
         ["--image", ""],
     ],
 )
-def test_render_refuses_hostile_image(
-    capsys: pytest.CaptureFixture[str], policies: Path, args: list[str]
-) -> None:
-    code, out, err = run(capsys, "render", "--policies", str(policies), "app", *args)
+def test_render_refuses_hostile_image(policies: Path, args: list[str]) -> None:
+    code, out, err = run("render", "--policies", str(policies), "app", *args)
     assert code == 2
     assert out == ""
     assert err.startswith("policy: error:")
 
 
-def test_render_refuses_an_invalid_policy(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_render_refuses_an_invalid_policy(tmp_path: Path) -> None:
     policies = write_policy(tmp_path, BAD.replace('memroy = "1g"\n', ""))
-    code, out, err = run(capsys, "render", "--policies", str(policies), "open")
+    code, out, err = run("render", "--policies", str(policies), "open")
     assert code == 2
     assert out == ""
     assert "does not validate" in err
     assert "privileged" in err
 
 
-def test_render_exec_healthcheck_needs_compose(
-    capsys: pytest.CaptureFixture[str], policies: Path
-) -> None:
-    code, out, err = run(capsys, "render", "--policies", str(policies), "probe")
+def test_render_exec_healthcheck_needs_compose(policies: Path) -> None:
+    code, out, err = run("render", "--policies", str(policies), "probe")
     assert code == 2
     assert out == ""
     assert "--as compose" in err
@@ -419,18 +405,16 @@ def test_yaml_subset_parser() -> None:
             parse_yaml_subset(bad)
 
 
-def render_compose(capsys: pytest.CaptureFixture[str], policies: Path, *cmd: str) -> str:
+def render_compose(policies: Path, *cmd: str) -> str:
     code, out, err = run(
-        capsys, "render", "--policies", str(policies), "app", "--as", "compose", "--", *cmd
+        "render", "--policies", str(policies), "app", "--as", "compose", "--", *cmd
     )
     assert code == 0, err
     return out
 
 
-def test_render_compose_is_json_scalar_yaml(
-    capsys: pytest.CaptureFixture[str], policies: Path
-) -> None:
-    doc = parse_yaml_subset(render_compose(capsys, policies, "echo", "$HOME", "a\nb: [c]"))
+def test_render_compose_is_json_scalar_yaml(policies: Path) -> None:
+    doc = parse_yaml_subset(render_compose(policies, "echo", "$HOME", "a\nb: [c]"))
     service = doc["services"]["app"]
     assert service["image"] == "app:1"
     assert service["user"] == "1001:1001"
@@ -446,18 +430,16 @@ def test_render_compose_is_json_scalar_yaml(
     assert [v["read_only"] for v in service["volumes"]] == [True, False]
 
 
-def test_render_compose_healthcheck(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
-    code, out, _ = run(capsys, "render", "--policies", str(policies), "probe", "--as", "compose")
+def test_render_compose_healthcheck(policies: Path) -> None:
+    code, out, _ = run("render", "--policies", str(policies), "probe", "--as", "compose")
     assert code == 0
     service = parse_yaml_subset(out)["services"]["probe"]
     assert service["healthcheck"]["test"] == ["CMD", "true"]
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not on PATH")
-def test_render_compose_is_accepted_by_docker_compose(
-    capsys: pytest.CaptureFixture[str], policies: Path
-) -> None:
-    text = render_compose(capsys, policies, "echo", "${CP_TEST_SECRET}", "$CP_TEST_SECRET")
+def test_render_compose_is_accepted_by_docker_compose(policies: Path) -> None:
+    text = render_compose(policies, "echo", "${CP_TEST_SECRET}", "$CP_TEST_SECRET")
     env = {**os.environ, "CP_TEST_SECRET": "interpolated-value"}
     result = subprocess.run(
         ["docker-compose", "-f", "-", "config"],
@@ -478,8 +460,8 @@ def test_render_compose_is_accepted_by_docker_compose(
 # --- usage ------------------------------------------------------------------------------------
 
 
-def test_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys)
+def test_no_arguments() -> None:
+    code, out, err = run()
     assert code == 2
     assert "usage: policy" in err
     assert out == ""
@@ -499,22 +481,22 @@ def test_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:
         ["rules", "--format", "html"],
     ],
 )
-def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    code, out, err = run(capsys, *argv)
+def test_bad_usage_exits_2(argv: list[str]) -> None:
+    code, out, err = run(*argv)
     assert code == 2
     assert out == ""
     assert err.startswith("policy: error: ")
     assert "--help" in err
 
 
-def test_rules_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "rules")
+def test_rules_lists_every_rule() -> None:
+    code, out, _ = run("rules")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == [r.id for r in RULES]
 
 
-def test_rules_markdown(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "rules", "--format", "markdown")
+def test_rules_markdown() -> None:
+    code, out, _ = run("rules", "--format", "markdown")
     assert code == 0
     for rule in RULES:
         assert f"| `{rule.id}` |" in out

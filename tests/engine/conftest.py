@@ -1,4 +1,6 @@
-"""Fixtures shared by the launch tests (`test_launch*.py`, `test_api_and_plugin.py`)."""
+"""Fixtures shared by the engine tests: a fresh logging state, a launch record and a container
+guard per launch test (`test_launch*.py`, `test_api_and_plugin.py`), and the policy the recorded
+inspect documents were recorded under (`test_observe.py`, `test_reports.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.engine.test_launch import Guard, guarded, reset_logging
+from policy.loader import Policy
+from tests.documents import recorded_policy
+from tests.helpers import Guard, guarded, reset_logging
 
 
 @pytest.fixture
@@ -28,14 +32,12 @@ def launch_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """The test's project directory: mounted read-only at /src, `test-results` at /results."""
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def guard(docker_client: Any, project: Path) -> Iterator[Guard]:
     """Removes, and fails on, any container of the test left behind."""
     yield from guarded(docker_client, project)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    """The policy the recorded inspect documents (tests/data/inspect) were recorded under."""
+    return recorded_policy()

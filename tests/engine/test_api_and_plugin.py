@@ -11,8 +11,7 @@ import pytest
 
 import engine
 from policy.errors import PolicyError
-from tests.conftest import POLICIES, ROOT
-from tests.engine.test_launch import Guard, mine, write_policy
+from tests.helpers import POLICIES, ROOT, Guard, mine, write_probe_policy
 
 pytest_plugins = ["pytester"]
 # Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
@@ -51,7 +50,7 @@ def test_container_runs_inside_the_block_and_is_gone_after(
 
 
 def test_api_refuses_a_policy_that_does_not_validate(guard: Guard, project: Path) -> None:
-    policies = write_policy(project, "privileged = true\n")
+    policies = write_probe_policy(project, "privileged = true\n")
     with pytest.raises(PolicyError, match="does not validate"):
         engine.launch("probe", ["touch", "/results/ran"], policies=policies)
     with pytest.raises(PolicyError), engine.container("probe", ["sleep", "60"], policies=policies):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import io
 import json
 import os
 import queue
@@ -27,24 +26,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
 
 from engine import labels as L
 from engine.audit.auditor import Auditor
 from engine.backends.interface import ContainerSummary
 from engine.backends.unix_socket import SocketEngine
-from engine.cli import main
 from policy.canonical import digest
 from policy.loader import Policy
 from policy.rules import RULES_BY_ID, SENSITIVE_HOST_PATHS
-from tests.conftest import POLICIES, ROOT, TEST_IMAGE
-from tests.conftest import new_name as _new_name
+from tests.helpers import POLICIES, ROOT, TEST_IMAGE, cli
+from tests.helpers import new_name as _new_name
 
 pytestmark = pytest.mark.engine
 MIB = 1 << 20
@@ -67,14 +63,6 @@ def nothing_left_behind(docker_client: Any) -> Iterator[None]:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """`policy ARGS` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def audit(*args: str, policies: Path = POLICIES) -> tuple[int, dict[str, Any], str]:
@@ -175,13 +163,10 @@ def launched(docker_client: Any, tmp_path: Path) -> Iterator[Callable[..., str]]
 
     def launch(profile: str, *cmd: str, policies: Path = POLICIES, image: str | None = None) -> str:
         extra = ("--image", image) if image else ()
-        try:
-            code, out, err = cli(
-                "run", profile, "--detach", "--policies", str(policies), "--record",
-                str(record), *extra, "--", *(cmd or ("sleep", "300")),
-            )  # fmt: skip
-        finally:
-            logger.remove()  # the run's sinks point at this test's captured streams
+        code, out, err = cli(
+            "run", profile, "--detach", "--policies", str(policies), "--record",
+            str(record), *extra, "--", *(cmd or ("sleep", "300")),
+        )  # fmt: skip
         assert code == 0, err
         container = out.strip()
         assert re.fullmatch(r"[0-9a-f]{64}", container), out
@@ -767,12 +752,20 @@ def watching() -> Iterator[Callable[..., Watcher]]:
             w.close()
 
 
-def test_watch_sees_a_container_started_after_it(
+def watch_labelled(
     watching: Callable[..., Watcher], container_names: list[str]
-) -> None:
+) -> tuple[str, Watcher]:
+    """A watcher, already following, of the containers carrying a label of this test's own."""
     label = f"cp-watch={uuid.uuid4().hex[:12]}"
     watcher = watching("--filter", f"label={label}")
     watcher.ready(container_names, "--label", label)
+    return label, watcher
+
+
+def test_watch_sees_a_container_started_after_it(
+    watching: Callable[..., Watcher], container_names: list[str]
+) -> None:
+    label, watcher = watch_labelled(watching, container_names)
     name = name_for("cp-watch")
     container_names.append(name)
     container = docker(
@@ -871,9 +864,7 @@ def test_watch_respects_a_name_filter(
 def test_watch_survives_a_container_it_cannot_judge(
     watching: Callable[..., Watcher], container_names: list[str]
 ) -> None:
-    label = f"cp-watch={uuid.uuid4().hex[:12]}"
-    watcher = watching("--filter", f"label={label}")
-    watcher.ready(container_names, "--label", label)
+    label, watcher = watch_labelled(watching, container_names)
     named, plain = name_for("cp-watch-named"), name_for("cp-watch-plain")
     container_names.extend([named, plain])
     run = ("run", "-d", "--label", label, "--network", "none")

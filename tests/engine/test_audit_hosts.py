@@ -9,33 +9,23 @@ ip/nsenter/dockerd missing); with CI=true they fail instead.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.cli import main
-from tests.conftest import POLICIES, ROOT, TEST_IMAGE, _unavailable, new_name
+from tests.helpers import POLICIES, ROOT, TEST_IMAGE, cli, new_name, unavailable
 
 pytestmark = pytest.mark.engine
 SCRIPT = ROOT / "scripts" / "second-engine.sh"
 MAIN = "unix:///var/run/docker.sock"
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @dataclass
@@ -76,7 +66,7 @@ def start_engine(docker_client: Any) -> Iterator[Callable[[], Engine]]:
     removed (socket, data, namespace) when the module ends, whatever happened."""
     missing = [tool for tool in ("ip", "nsenter", "dockerd") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
-        _unavailable(
+        unavailable(
             "a second engine needs root and ip, nsenter and dockerd "
             f"(euid {os.geteuid()}, missing: {', '.join(missing) or 'nothing'})"
         )

@@ -17,8 +17,7 @@ from engine.backends.docker import DockerEngine
 from engine.backends.interface import Engine, EngineEvent
 from engine.backends.unix_socket import SocketEngine
 from policy.errors import EngineError
-from tests.conftest import TEST_IMAGE, new_name
-from tests.engine.test_launch import wait_for
+from tests.helpers import TEST_IMAGE, new_name, wait_for
 
 pytestmark = pytest.mark.engine
 

@@ -5,190 +5,39 @@ containers are recognised by the reserved labels, and as the test's own by its p
 (label `io.container-policy.project`), a container id or a token in the command. Containers that
 existed before the test, or that belong to someone else, are never touched.
 
-The helpers here (`guarded`, `cli`, `write_policy`, ...) are shared with the other modules of
-the launch feature's tests.
+The helpers (`guarded`, `cli`, `write_probe_policy`, ...) are in tests/helpers.py, shared with
+the other modules of the launch feature's tests.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine import labels
 from engine.backends.unix_socket import SocketEngine
-from engine.cli import main
 from engine.launcher.run import run
 from engine.launcher.spec import LaunchSpec, VerificationError
 from policy import units
 from policy.loader import Policy, load_policy
-from tests.conftest import POLICIES, TEST_IMAGE
+from tests.helpers import POLICIES, Guard, cli, mine, shipped_options, status_fields
 from tests.processes import policy as policy_run
 
 # Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
-DEADLINE = 20.0  # seconds any polled condition may take before the test fails
-
 
 # ---------------------------------------------------------------------------------------------
-# shared helpers
+# helpers
 
 
-@dataclass
-class Guard:
-    """What makes a container this test's own: its project directory, its id, a command token."""
-
-    projects: set[str] = field(default_factory=set)
-    ids: set[str] = field(default_factory=set)
-    token: str = field(default_factory=lambda: f"cp-{uuid.uuid4().hex[:12]}")
-
-    def owns(self, container: dict[str, Any]) -> bool:
-        found = container.get("Labels") or {}
-        return (
-            found.get(labels.PROJECT) in self.projects
-            or container["Id"] in self.ids
-            or self.token in (container.get("Command") or "")
-        )
-
-
-def labelled(docker_client: Any) -> list[dict[str, Any]]:
-    """Every container carrying the reserved profile label, running or not."""
-    found: list[dict[str, Any]] = docker_client.api.containers(
-        all=True, filters={"label": labels.PROFILE}
-    )
-    return found
-
-
-def guarded(docker_client: Any, project: Path) -> Iterator[Guard]:
-    """Yield a `Guard`; afterwards remove the test's leftover containers and fail if any."""
-    before = {c["Id"] for c in labelled(docker_client)}
-    guard = Guard(projects={str(project.resolve())})
-    yield guard
-    left = [c for c in labelled(docker_client) if c["Id"] not in before and guard.owns(c)]
-    for c in left:
-        with contextlib.suppress(Exception):
-            docker_client.api.remove_container(c["Id"], v=True, force=True)
-    names = [(c.get("Names") or ["?"])[0] for c in left]
-    assert not left, f"containers left behind by the test: {names}"
-
-
-def mine(docker_client: Any, guard: Guard, running: bool = False) -> list[dict[str, Any]]:
-    """The test's own labelled containers that exist now."""
-    return [
-        c
-        for c in labelled(docker_client)
-        if guard.owns(c) and (not running or c.get("State") == "running")
-    ]
-
-
-def reset_logging() -> None:
-    """Loguru as a fresh `policy` process has it: the engine's messages disabled, no record sink.
-
-    The pytest plugin and the API enable them for the whole process; reset before and after each
-    test so in-process CLI runs behave as the console script does, whatever ran before.
-    """
-    from loguru import logger
-
-    from engine import history
-
-    logger.remove()
-    history.reset()
-    logger.disable("engine")
-
-
-def cli(*args: str) -> int:
-    """`policy ARGS...` in-process; the SIGTERM handler `main` installs is restored afterwards."""
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        return main(list(args))
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def wait_for(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
-    """Poll `condition` until it returns something truthy; fail after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"gave up after {deadline:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
-
-POLICY_HEADER = f"""\
-version = 1
-
-[defaults]
-user = "1001:1001"
-read_only = true
-network = "none"
-cap_drop = ["ALL"]
-no_new_privileges = true
-seccomp = "default"
-pids_limit = 256
-workdir = "/src"
-tmpfs."/tmp" = {{ size = "100m", mode = "1777", options = ["nosuid", "nodev", "noexec"] }}
-mounts = [
-  {{ source = ".", target = "/src" }},
-  {{ source = "test-results", target = "/results", writable = true }},
-]
-
-[profiles.probe]
-image = "{TEST_IMAGE}"
-memory = "256m"
-cpus = 1
-timeout = "30s"
-"""
-
-
-def write_policy(project: Path, extra: str = "", header: str = POLICY_HEADER) -> Path:
-    """A policy directory `project/policies` like the shipped one, with profile `probe`."""
-    directory = project / "policies"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "probe.toml").write_text(header + extra, encoding="utf-8")
-    return directory
-
-
-# ---------------------------------------------------------------------------------------------
-# fixtures
-
-
-@pytest.fixture
-def local(project: Path) -> Policy:
-    """The shipped policy with mounts resolved against the test's project directory."""
-    return load_policy([POLICIES], project)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`policy ARGS...` in-process: exit code, stdout, stderr."""
-    code = cli(*args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_shipped(
-    capsys: pytest.CaptureFixture[str], profile: str, project: Path, *command: str
-) -> tuple[int, str, str]:
+def run_shipped(profile: str, project: Path, *command: str) -> tuple[int, str, str]:
     """`policy run PROFILE -- COMMAND` with the shipped policy, mounts in `project`."""
-    options = ("--policies", str(POLICIES), "--project", str(project))
-    return run_cli(capsys, "run", profile, *options, "--", *command)
-
-
-def status_fields(text: str) -> dict[str, str]:
-    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in text.splitlines())}
+    return cli("run", profile, *shipped_options(project), "--", *command)
 
 
 def sections(text: str) -> dict[str, str]:
@@ -221,11 +70,9 @@ echo @@write; touch /forbidden 2>&1; echo "exit=$?"
 # inside the container
 
 
-def test_isolation_confines_the_process(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path, local: Policy
-) -> None:
+def test_isolation_confines_the_process(guard: Guard, project: Path, local: Policy) -> None:
     profile = local.profiles["isolation"]
-    code, out, _ = run_shipped(capsys, "isolation", project, "sh", "-c", PROBE)
+    code, out, _ = run_shipped("isolation", project, "sh", "-c", PROBE)
     assert code == 0, out
     part = sections(out)
 
@@ -256,13 +103,11 @@ def test_isolation_confines_the_process(
     assert int(part["pids"]) == profile.pids_limit == 256
 
 
-def test_full_grants_ptrace_in_the_bounding_set_and_a_network(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
-) -> None:
+def test_full_grants_ptrace_in_the_bounding_set_and_a_network(guard: Guard, project: Path) -> None:
     """A non-root uid gets no effective capabilities even with --cap-add (the kernel clears
     them on exec for uid != 0): what `cap_add` grants shows in the bounding set, CapBnd."""
     code, out, _ = run_shipped(
-        capsys, "full", project, "sh", "-c", "cat /proc/1/status; echo @@net; ls /sys/class/net"
+        "full", project, "sh", "-c", "cat /proc/1/status; echo @@net; ls /sys/class/net"
     )
     assert code == 0, out
     part = sections(out)
@@ -279,21 +124,15 @@ def test_full_grants_ptrace_in_the_bounding_set_and_a_network(
 
 
 @pytest.mark.parametrize("status", [0, 3, 42])
-def test_exit_code_passes_through(
-    status: int, capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
-) -> None:
-    code, out, _ = run_shipped(
-        capsys, "isolation", project, "sh", "-c", f"echo before-exit; exit {status}"
-    )
+def test_exit_code_passes_through(status: int, guard: Guard, project: Path) -> None:
+    code, out, _ = run_shipped("isolation", project, "sh", "-c", f"echo before-exit; exit {status}")
     assert code == status
     assert out == "before-exit\n"
 
 
-def test_timeout_stops_the_container_and_exits_124(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
-) -> None:
+def test_timeout_stops_the_container_and_exits_124(guard: Guard, project: Path) -> None:
     started = time.monotonic()
-    code, _, _ = run_shipped(capsys, "fast", project, "sleep", "30")
+    code, _, _ = run_shipped("fast", project, "sleep", "30")
     elapsed = time.monotonic() - started
     assert code == 124
     # The profile allows 2 s, then SIGTERM and SIGKILL after a 1 s grace: a bound on behaviour
@@ -321,12 +160,10 @@ def oom_policy(project: Path) -> Path:
     return policies
 
 
-def test_out_of_memory_exits_137(
-    capsys: pytest.CaptureFixture[str], guard: Guard, oom_policy: Path
-) -> None:
+def test_out_of_memory_exits_137(guard: Guard, oom_policy: Path) -> None:
     profile = load_policy([oom_policy]).profiles["fast-oom"]
     assert profile.memory == 128 << 20 and profile.timeout == 60
-    code, _, _ = run_cli(capsys, "run", "fast-oom", "--policies", str(oom_policy), "--", *OOM)
+    code, _, _ = cli("run", "fast-oom", "--policies", str(oom_policy), "--", *OOM)
     assert code == 137
 
 
@@ -395,13 +232,11 @@ def test_verification_mismatch_starts_nothing(
 
 
 def test_writable_results_dir_is_created_for_the_container_user(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
+    guard: Guard, project: Path
 ) -> None:
     results = project / "test-results"
     assert not results.exists()
-    code, out, _ = run_shipped(
-        capsys, "isolation", project, "sh", "-c", "id -u > /results/written-by"
-    )
+    code, out, _ = run_shipped("isolation", project, "sh", "-c", "id -u > /results/written-by")
     assert code == 0, out
     assert results.is_dir()
     if os.geteuid() == 0:

@@ -18,31 +18,22 @@ from engine.backends.unix_socket import SocketEngine
 from engine.version import version
 from policy.canonical import digest
 from policy.loader import load_policy
-from tests.conftest import POLICIES, TEST_IMAGE, new_name
-from tests.engine.test_launch import (
-    POLICY_HEADER,
+from tests.helpers import (
+    POLICIES,
+    TEST_IMAGE,
     Guard,
+    cli,
     mine,
-    run_cli,
+    new_name,
+    shipped_options,
     wait_for,
-    write_policy,
+    write_probe_policy,
 )
 from tests.processes import policy as policy_run
 from tests.processes import spawn
 
 # Fixtures from tests/engine/conftest.py: a fresh logging state and a launch record per test.
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
-
-
-def shipped_options(project: Path) -> tuple[str, ...]:
-    return ("--policies", str(POLICIES), "--project", str(project))
-
-
-def policy_with_mounts(project: Path, mounts: str) -> Path:
-    """`write_policy`, with the defaults' `mounts` replaced."""
-    start = POLICY_HEADER.index("mounts = [")
-    end = POLICY_HEADER.index("]\n", start) + 2
-    return write_policy(project, header=POLICY_HEADER[:start] + mounts + POLICY_HEADER[end:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,10 +74,9 @@ SHARD = 'touch "/results/shard-$SHARD_INDEX-of-$SHARD_COUNT"; test "$SHARD_INDEX
 
 @pytest.mark.parametrize(("fail", "expected"), [("none", 0), ("1", 1)], ids=["pass", "one-fails"])
 def test_workers_get_their_shard_and_combine_exit_codes(
-    fail: str, expected: int, capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
+    fail: str, expected: int, guard: Guard, project: Path
 ) -> None:
-    code, _, err = run_cli(
-        capsys,
+    code, _, err = cli(
         "run",
         "isolation",
         "--workers",
@@ -131,7 +121,6 @@ def test_interrupt_during_workers_removes_them_all(
 
 
 def test_clean_removes_only_labelled_containers(
-    capsys: pytest.CaptureFixture[str],
     guard: Guard,
     project: Path,
     docker_client: Any,
@@ -153,8 +142,8 @@ def test_clean_removes_only_labelled_containers(
 
     monkeypatch.setattr(SocketEngine, "containers", own_only)
 
-    code, out, _ = run_cli(
-        capsys, "run", "isolation", "--detach", *shipped_options(project), "--", "sleep", "60"
+    code, out, _ = cli(
+        "run", "isolation", "--detach", *shipped_options(project), "--", "sleep", "60"
     )
     assert code == 0
     launched = out.strip()
@@ -170,13 +159,13 @@ def test_clean_removes_only_labelled_containers(
     def exists(container: str) -> bool:
         return bool(docker_client.api.containers(all=True, filters={"id": container}))
 
-    code, out, err = run_cli(capsys, "clean", "--dry-run")
+    code, out, err = cli("clean", "--dry-run")
     assert code == 0
     assert f"would remove {launched[:12]}" in out
     assert "1 container(s) to remove" in err
     assert exists(launched) and exists(plain_id)
 
-    code, out, _ = run_cli(capsys, "clean")
+    code, out, _ = cli("clean")
     assert code == 0
     assert f"removed {launched[:12]}" in out
     assert not exists(launched)
@@ -192,10 +181,8 @@ def test_clean_removes_only_labelled_containers(
 # doctor, detach, refusals
 
 
-def test_doctor_passes_for_the_shipped_isolation_profile(
-    capsys: pytest.CaptureFixture[str], guard: Guard
-) -> None:
-    code, out, err = run_cli(capsys, "doctor", "isolation", "--policies", str(POLICIES))
+def test_doctor_passes_for_the_shipped_isolation_profile(guard: Guard) -> None:
+    code, out, err = cli("doctor", "isolation", "--policies", str(POLICIES))
     assert code == 0, out
     lines = out.splitlines()
     assert lines and all(line.startswith("ok ") for line in lines), out
@@ -205,10 +192,10 @@ def test_doctor_passes_for_the_shipped_isolation_profile(
 
 
 def test_detach_prints_a_running_labelled_container(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path, docker_client: Any
+    guard: Guard, project: Path, docker_client: Any
 ) -> None:
-    code, out, _ = run_cli(
-        capsys, "run", "isolation", "--detach", *shipped_options(project), "--", "sleep", "60"
+    code, out, _ = cli(
+        "run", "isolation", "--detach", *shipped_options(project), "--", "sleep", "60"
     )
     assert code == 0
     container = out.strip()
@@ -230,27 +217,21 @@ def test_detach_prints_a_running_labelled_container(
 @pytest.mark.parametrize(
     "option", [["--image", "--privileged"], ["--image=--privileged"]], ids=["split", "joined"]
 )
-def test_image_that_is_an_option_is_refused(
-    option: list[str], capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
-) -> None:
-    code, out, err = run_cli(
-        capsys, "run", "isolation", *option, *shipped_options(project), "--", "true"
-    )
+def test_image_that_is_an_option_is_refused(option: list[str], guard: Guard, project: Path) -> None:
+    code, out, err = cli("run", "isolation", *option, *shipped_options(project), "--", "true")
     assert code == 2
     assert "--image" in err and out == ""
 
 
 def test_missing_readonly_source_is_refused_before_any_container(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
+    guard: Guard, project: Path
 ) -> None:
-    policies = policy_with_mounts(
+    policies = write_probe_policy(
         project,
-        'mounts = [\n  { source = "missing-dir", target = "/data" },\n'
+        mounts='mounts = [\n  { source = "missing-dir", target = "/data" },\n'
         '  { source = "test-results", target = "/results", writable = true },\n]\n',
     )
-    code, out, err = run_cli(
-        capsys, "run", "probe", "--policies", str(policies), "--", "touch", "/results/ran"
-    )
+    code, out, err = cli("run", "probe", "--policies", str(policies), "--", "touch", "/results/ran")
     assert code == 2
     missing = project / "missing-dir"
     assert f"read-only mount source {missing} does not exist" in err
@@ -258,18 +239,14 @@ def test_missing_readonly_source_is_refused_before_any_container(
     assert not missing.exists()  # the engine would have created it, owned by root
     assert not (project / "test-results" / "ran").exists()
 
-    code, out, _ = run_cli(capsys, "doctor", "probe", "--policies", str(policies))
+    code, out, _ = cli("doctor", "probe", "--policies", str(policies))
     assert code == 1
     assert f"FAIL  source {missing}: missing" in out
 
 
-def test_policy_that_does_not_validate_is_refused(
-    capsys: pytest.CaptureFixture[str], guard: Guard, project: Path
-) -> None:
-    policies = write_policy(project, "privileged = true\n")
-    code, out, err = run_cli(
-        capsys, "run", "probe", "--policies", str(policies), "--", "touch", "/results/ran"
-    )
+def test_policy_that_does_not_validate_is_refused(guard: Guard, project: Path) -> None:
+    policies = write_probe_policy(project, "privileged = true\n")
+    code, out, err = cli("run", "probe", "--policies", str(policies), "--", "touch", "/results/ran")
     assert code == 2
     assert "does not validate" in err and "privileged" in err
     assert out == ""

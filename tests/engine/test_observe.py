@@ -7,7 +7,6 @@ reading of /proc and the cgroup filesystem from fake trees (cgroup v1, v2 and th
 from __future__ import annotations
 
 import copy
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,18 @@ from policy.canonical import digest
 from policy.diagnostics import Severity
 from policy.loader import Policy, load_policy
 from tests.documents import (
+    RECORDED_PROJECT,
     capture_toml,
     expected_settings,
     image_config,
     inspect_doc,
     observed_settings,
     profile_from_inspect,
+    recorded,
 )
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-INSPECT = DATA / "inspect"
-# The policy the documents were recorded under, and the project directory it was used with.
-RECORDED_POLICY = DATA / "policies-recorded"
-RECORDED_PROJECT = Path("/work/main")
 MIB = 1 << 20
-
-
-def recorded(name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((INSPECT / f"{name}.json").read_text())
-    return doc
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy([RECORDED_POLICY], RECORDED_PROJECT)
+# Fixture `policy` (tests/engine/conftest.py): the policy the documents were recorded under.
 
 
 @pytest.fixture(scope="module")

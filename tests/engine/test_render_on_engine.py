@@ -6,35 +6,27 @@ whose inspect document matches the profile field by field, and the kernel inside
 
 from __future__ import annotations
 
-import io
 import shlex
 import shutil
 import subprocess
-from contextlib import redirect_stdout
 from typing import Any
 
 import pytest
 
 from engine.audit.drift import diff
-from engine.cli import main
 from policy import units
 from policy.loader import Policy
-from tests.conftest import POLICIES, ROOT, new_name
 from tests.documents import expected_settings, observed_settings
+from tests.helpers import POLICIES, ROOT, cli, new_name, status_fields
 
 pytestmark = pytest.mark.engine
 PROFILES = ["isolation", "full", "parallel", "jit", "fast", "standard", "slow", "intensive"]
 
 
 def render(*args: str) -> str:
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert main(["render", "--policies", str(POLICIES), *args]) == 0
-    return out.getvalue().strip()
-
-
-def status_fields(text: str) -> dict[str, str]:
-    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in text.splitlines())}
+    code, out, err = cli("render", "--policies", str(POLICIES), *args)
+    assert code == 0, err
+    return out.strip()
 
 
 def test_every_shipped_profile_is_tested(shipped: Policy) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.cli import main
 from engine.render.compose import Compose
 from engine.render.docker_run import DockerRun
 from engine.render.interface import Renderer, Unexpressible, render
@@ -22,7 +21,7 @@ from engine.render.toml import TomlProfile
 from engine.render.walk import SETTINGS, walk
 from policy.errors import UnusablePolicy, UsageError
 from policy.loader import load_policy
-from tests.conftest import POLICIES
+from tests.helpers import POLICIES, cli
 
 RENDERERS: list[Renderer[object]] = [
     EngineRequest(),
@@ -76,17 +75,14 @@ def test_a_seccomp_file_changed_after_loading_is_refused(tmp_path: Path) -> None
         render(EngineRequest(), walk(jit, policy.project, "base.toml"))
 
 
-def test_an_invalid_policy_is_the_same_error_from_the_api_and_the_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_invalid_policy_is_the_same_error_from_the_api_and_the_cli(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text(
         'version = 1\n[profiles.probe]\nimage = "busybox:latest"\nprivileged = true\n'
     )
     with pytest.raises(UnusablePolicy, match="does not validate") as caught:
         engine.launch("probe", ["true"], policies=tmp_path)
     assert caught.value.exit_code == 2
-    code = main(["run", "probe", "--policies", str(tmp_path), "--", "true"])
-    err = capsys.readouterr().err
+    code, _, err = cli("run", "probe", "--policies", str(tmp_path), "--", "true")
     assert code == 2 and caught.value.message in err
 
 
@@ -99,11 +95,9 @@ def test_policy_imports_neither_docker_nor_loguru() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_render_says_how_to_create_a_missing_writable_source(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_render_says_how_to_create_a_missing_writable_source(tmp_path: Path) -> None:
     shutil.copytree(POLICIES, tmp_path / "policies")
     assert not (tmp_path / "test-results").exists()
-    assert main(["render", "isolation", "--policies", str(tmp_path / "policies")]) == 0
-    err = capsys.readouterr().err
+    code, _, err = cli("render", "isolation", "--policies", str(tmp_path / "policies"))
+    assert code == 0
     assert f"mkdir -p {tmp_path / 'test-results'}" in err

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import io
 import json
 import re
 import shlex
@@ -18,7 +17,6 @@ import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -27,38 +25,22 @@ import pytest
 from engine import labels as L
 from engine.audit.auditor import Auditor
 from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
-from engine.cli import main
 from engine.report import Format, formatter
 from engine.report.json_format import SCHEMA
 from policy.canonical import SOURCE_KEY
 from policy.diagnostics import Severity
-from policy.loader import Policy, load_policy
+from policy.loader import Policy
 from policy.rules import RULES
-from tests.conftest import POLICIES, new_name
-from tests.documents import image_config, inspect_doc
+from tests.documents import DATA, image_config, inspect_doc, recorded
+from tests.helpers import POLICIES, cli, new_name
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 SARIF_SCHEMA = DATA / "sarif-schema-2.1.0.json"
 H1, H2, H3 = "unix:///var/run/docker.sock", "ssh://ci@runner2", "tcp://10.0.0.9:2376"
 MIB = 1 << 20
 jsonschema: Any = importlib.import_module("jsonschema")  # untyped: no stubs installed
 
 
-def recorded(name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((DATA / "inspect" / f"{name}.json").read_text())
-    return doc
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy([DATA / "policies-recorded"], Path("/work/main"))
+# Fixture `policy` (tests/engine/conftest.py): the policy the documents were recorded under.
 
 
 def _doc(name: str, new_id: str, **changes: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POLICIES, ROOT
+from tests.helpers import POLICIES, ROOT
 from tests.processes import default_sigint, policy_command
 
 pytestmark = pytest.mark.engine

@@ -17,31 +17,28 @@ own unique directory are ever signalled.
 (SIGTERM, then SIGKILL) and reaped, leftover processes of this engine killed by pid, every mount
 under its directory unmounted (`umount -R`, lazily as a last resort), the namespace deleted, the
 directory removed. It never raises, so it is safe in `finally`.
-
-Also shared by the fault tests: small helpers that run the CLI in-process or as a subprocess.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import os
 import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import TEST_IMAGE
+
 PREFIX = "cpf-"
 BASE = Path("/tmp")
 NETNS_DIR = Path("/var/run/netns")
-TEST_IMAGE = "simple-test-isolation:latest"
 MAIN_SOCKET = "/var/run/docker.sock"
 
 _lock = threading.Lock()
@@ -418,63 +415,3 @@ def extra_engine(
 ) -> Iterator[ExtraEngine]:
     with extra_engines(1, image, extra_args) as engines:
         yield engines[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# running the CLI (as a process: tests.processes)
-
-
-def reset_logging() -> None:
-    """Loguru as a fresh `policy` process has it: the engine's messages disabled, no sinks."""
-    from loguru import logger
-
-    from engine import history
-
-    logger.remove()
-    history.reset()
-    logger.disable("engine")
-
-
-def _captured() -> io.TextIOWrapper:
-    # With a binary `.buffer`, as `policy run` writes the container's output there.
-    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace", write_through=True)
-
-
-def _text(stream: io.TextIOWrapper) -> str:
-    stream.flush()
-    raw = stream.buffer
-    assert isinstance(raw, io.BytesIO)
-    return raw.getvalue().decode("utf-8", errors="replace")
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """`policy ARGS...` in-process: exit code, stdout, stderr. The SIGTERM handler `main`
-    installs, and loguru's state, are restored afterwards."""
-    from engine.cli import main
-
-    previous = signal.getsignal(signal.SIGTERM)
-    out, err = _captured(), _captured()
-    reset_logging()
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main(list(args))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        reset_logging()
-    return code, _text(out), _text(err)
-
-
-def wait_for(condition: Callable[[], Any], what: str, deadline: float = 30.0) -> Any:
-    """Poll `condition` until it returns something truthy; AssertionError after `deadline`."""
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up after {deadline:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def has_traceback(text: str) -> bool:
-    return "Traceback (most recent call last)" in text

@@ -12,7 +12,6 @@ Faults that kill an engine use an extra engine in a network namespace of its own
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import json
 import os
 import signal
@@ -27,22 +26,28 @@ from typing import Any
 
 import pytest
 
-from engine import labels
 from engine.backends.interface import ContainerInspect
 from engine.backends.unix_socket import SocketEngine
 from engine.launcher.spec import LaunchSpec
 from engine.render.interface import render
 from engine.render.request import EngineRequest
 from policy.loader import load_policy
-from tests.conftest import POLICIES, TEST_IMAGE
-from tests.faults.engines import (
-    ExtraEngine,
+from tests.faults.engines import ExtraEngine, extra_engine
+from tests.helpers import (
+    POLICIES,
+    PROBE_POLICY,
+    TEST_IMAGE,
     cli,
-    extra_engine,
     has_traceback,
+    main_env,
+    none_left,
+    of_project,
+    removed,
+    shipped_options,
     wait_for,
+    write_probe_policy,
 )
-from tests.processes import policy, spawn
+from tests.processes import policy, spawn, spawned
 
 pytestmark = pytest.mark.engine
 
@@ -51,67 +56,6 @@ pytestmark = pytest.mark.engine
 TRAPPED_SLEEP = ["sh", "-c", 'trap "exit 99" TERM; sleep 30 & wait $!']
 TRAPPED_EXIT = 99  # not 143, which `policy run` itself uses for "interrupted by SIGTERM"
 RUN_BOUND = 30.0  # seconds a run may take to end once its engine is gone
-
-PROBE_POLICY = f"""\
-version = 1
-
-[defaults]
-user = "1001:1001"
-read_only = true
-network = "none"
-cap_drop = ["ALL"]
-no_new_privileges = true
-pids_limit = 64
-workdir = "/src"
-tmpfs."/tmp" = {{ size = "16m", mode = "1777", options = ["nosuid", "nodev", "noexec"] }}
-
-[profiles.probe]
-image = "{TEST_IMAGE}"
-memory = "128m"
-cpus = 1
-timeout = "30s"
-"""
-
-
-def write_policy(project: Path, body: str) -> Path:
-    directory = project / "policies"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "probe.toml").write_text(body, encoding="utf-8")
-    return directory
-
-
-def main_env(project: Path, **extra: str) -> dict[str, str]:
-    """A `policy` subprocess environment for the main engine, its launch record in `project`."""
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    return {**env, "POLICY_RECORD": str(project / "launches.jsonl"), **extra}
-
-
-def of_project(client: Any, project: Path) -> list[dict[str, Any]]:
-    """Containers (any state) launched with `project` as their project directory."""
-    found: list[dict[str, Any]] = client.containers(
-        all=True, filters={"label": f"{labels.PROJECT}={project.resolve()}"}
-    )
-    return found
-
-
-@contextlib.contextmanager
-def no_leftovers(client: Any, project: Path) -> Iterator[None]:
-    """Remove the project's containers afterwards (even on failure), and fail if there were any."""
-    try:
-        yield
-    finally:
-        left = of_project(client, project)
-        for c in left:
-            with contextlib.suppress(Exception):
-                client.remove_container(c["Id"], v=True, force=True)
-    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +92,7 @@ def test_unreachable_engine_exits_2_naming_the_engine_and_the_fix(
     command: str, project: Path
 ) -> None:
     """As a user runs it: `DOCKER_HOST=unix:///nonexistent.sock policy run isolation -- true`."""
-    argv = [command, "--policies", str(POLICIES), "--project", str(project)]
+    argv = [command, *shipped_options(project)]
     if command == "run":
         argv += ["isolation", "--", "true"]
     done = policy(*argv, env=main_env(project, DOCKER_HOST=NOWHERE), timeout=60)
@@ -172,7 +116,7 @@ def test_unreachable_engine_other_commands(
     monkeypatch.setenv("DOCKER_HOST", NOWHERE)
     monkeypatch.setenv("POLICY_RECORD", str(project / "launches.jsonl"))
     command, rest = argv[0], argv[1:]
-    options = [] if command == "clean" else ["--policies", str(POLICIES), "--project", str(project)]
+    options = () if command == "clean" else shipped_options(project)
     split = rest.index("--") if "--" in rest else len(rest)
     code, out, err = cli(command, *rest[:split], *options, *rest[split:])
     _unreachable_checks(code, out, err, project)
@@ -203,52 +147,46 @@ def run_through_engine_death(
     if not spare.running():
         spare.start()
     env = {**spare.env, "POLICY_RECORD": str(project / "launches.jsonl")}
-    options = ["--policies", str(POLICIES), "--project", str(project)]
-    proc = spawn("run", "isolation", *options, "--", *TRAPPED_SLEEP, env=env)
-    client = spare.client()
-    outcome: RunOutcome | None = None
+    argv = ("run", "isolation", *shipped_options(project), "--", *TRAPPED_SLEEP)
     try:
-        wait_for(
-            lambda: [c for c in of_project(client, project) if c.get("State") == "running"],
-            "the run's container to be running",
-        )
-        client.close()
-        spare.kill(sig)
-        died = time.monotonic()
-        try:
-            out, err = proc.communicate(timeout=RUN_BOUND)
-            hung = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            hung = True
-        ended = time.monotonic() - died
-        spare.start()
-        client = spare.client()
-        left = of_project(client, project)
-        record = project / "launches.jsonl"
-        lines = record.read_text().splitlines() if record.exists() else []
-        outcome = RunOutcome(
-            request.param,
-            proc.returncode,
-            out,
-            err,
-            ended,
-            hung,
-            left,
-            [json.loads(x) for x in lines],
-        )
-        yield outcome
+        with spawned(*argv, env=env) as proc:
+            client = spare.client()
+            wait_for(
+                lambda: [c for c in of_project(client, project) if c.get("State") == "running"],
+                "the run's container to be running",
+                deadline=30,
+            )
+            client.close()
+            spare.kill(sig)
+            died = time.monotonic()
+            try:
+                out, err = proc.communicate(timeout=RUN_BOUND)
+                hung = False
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                hung = True
+            ended = time.monotonic() - died
+            spare.start()
+            client = spare.client()
+            left = of_project(client, project)
+            record = project / "launches.jsonl"
+            lines = record.read_text().splitlines() if record.exists() else []
+            yield RunOutcome(
+                request.param,
+                proc.returncode,
+                out,
+                err,
+                ended,
+                hung,
+                left,
+                [json.loads(x) for x in lines],
+            )
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         if not spare.running():
             spare.start()
         client = spare.client()
-        for c in of_project(client, project):
-            with contextlib.suppress(Exception):
-                client.remove_container(c["Id"], v=True, force=True)
+        removed(client, project)
         remaining = of_project(client, project)
         volumes = (client.volumes() or {}).get("Volumes") or []
         client.close()
@@ -367,8 +305,8 @@ class Fleet:
     project: Path
 
     @property
-    def policy_args(self) -> list[str]:
-        return ["--policies", str(POLICIES), "--project", str(self.project)]
+    def policy_args(self) -> tuple[str, ...]:
+        return shipped_options(self.project)
 
     def running(self) -> list[str]:
         client = self.engine.client()
@@ -489,15 +427,24 @@ def main_engine(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLICY_RECORD", str(project / "launches.jsonl"))
 
 
+RESULTS_MOUNT = 'mounts = [{ source = "test-results", target = "/results", writable = true }]\n'
+
+
+def run_probe(
+    client: Any, project: Path, mounts: str, *command: str, header: str = PROBE_POLICY
+) -> tuple[int, str, str]:
+    """`policy run probe -- COMMAND` in-process under `header` (the probe policy) with `mounts`
+    for its mounts; no container of `project` may be left."""
+    policies = write_probe_policy(project, header=header, mounts=mounts)
+    with none_left(client, lambda: of_project(client, project)):
+        return cli("run", "probe", "--policies", str(policies), "--", *command)
+
+
 def test_missing_image_exits_2_says_build_it_and_creates_nothing(
     docker_client: Any, project: Path, main_engine: None
 ) -> None:
-    body = PROBE_POLICY.replace(TEST_IMAGE, "no-such-image:latest") + (
-        'mounts = [{ source = "test-results", target = "/results", writable = true }]\n'
-    )
-    policies = write_policy(project, body)
-    with no_leftovers(docker_client.api, project):
-        code, out, err = cli("run", "probe", "--policies", str(policies), "--", "true")
+    missing = PROBE_POLICY.replace(TEST_IMAGE, "no-such-image:latest")
+    code, out, err = run_probe(docker_client.api, project, RESULTS_MOUNT, "true", header=missing)
     assert code == 2, err
     assert not has_traceback(err)
     assert "no-such-image:latest" in err and "build it" in err, err
@@ -509,12 +456,8 @@ def test_writable_mount_under_a_file_exits_2_and_creates_nothing(
     docker_client: Any, project: Path, main_engine: None
 ) -> None:
     (project / "afile").write_text("not a directory\n")
-    body = PROBE_POLICY + (
-        'mounts = [{ source = "afile/results", target = "/results", writable = true }]\n'
-    )
-    policies = write_policy(project, body)
-    with no_leftovers(docker_client.api, project):
-        code, out, err = cli("run", "probe", "--policies", str(policies), "--", "true")
+    mounts = 'mounts = [{ source = "afile/results", target = "/results", writable = true }]\n'
+    code, out, err = run_probe(docker_client.api, project, mounts, "true")
     assert code == 2, err
     assert not has_traceback(err)
     assert "afile/results" in err and "Not a directory" in err, err
@@ -536,15 +479,8 @@ def test_full_results_dir_passes_the_containers_failure_through(
     )
     assert mounted.returncode == 0, mounted.stderr
     try:
-        body = PROBE_POLICY + (
-            'mounts = [{ source = "test-results", target = "/results", writable = true }]\n'
-        )
-        policies = write_policy(project, body)
         script = "dd if=/dev/zero of=/results/big bs=1024 count=1024 || exit 7"
-        with no_leftovers(docker_client.api, project):
-            code, out, err = cli(
-                "run", "probe", "--policies", str(policies), "--", "sh", "-c", script
-            )
+        code, out, err = run_probe(docker_client.api, project, RESULTS_MOUNT, "sh", "-c", script)
         assert code == 7, (code, out, err)  # the container's own code, passed through
         assert "No space left on device" in err, err
         assert not has_traceback(err)

@@ -25,8 +25,7 @@ from engine.render.docker_run import DockerRun
 from engine.render.interface import render as render_as
 from engine.render.walk import walk
 from policy.loader import load_policy
-from tests.conftest import TEST_IMAGE, new_name
-from tests.faults.engines import cli, has_traceback
+from tests.helpers import TEST_IMAGE, cli, has_traceback, new_name, of_project, write_policies
 
 pytestmark = pytest.mark.engine
 
@@ -79,11 +78,8 @@ BASE_PROFILE: dict[str, Any] = {
 
 
 def write_policy(project: Path, profile: dict[str, Any]) -> Path:
-    directory = project / "policies"
-    directory.mkdir(parents=True, exist_ok=True)
     text = tomli_w.dumps({"version": 1, "profiles": {"probe": profile}})
-    (directory / "probe.toml").write_text(text, encoding="utf-8")
-    return directory
+    return write_policies(project, {"probe.toml": text})
 
 
 def render(policies: Path, *args: str) -> str:
@@ -113,13 +109,12 @@ def bash(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The test's project; in-process `policy` calls use the main engine, record in it."""
-    path = tmp_path / "project"
-    path.mkdir()
+def project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's project (tests/conftest.py); in-process `policy` calls use the main engine,
+    record in it."""
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    monkeypatch.setenv("POLICY_RECORD", str(path / "unused.jsonl"))
-    return path
+    monkeypatch.setenv("POLICY_RECORD", str(project / "unused.jsonl"))
+    return project
 
 
 @pytest.fixture
@@ -210,13 +205,19 @@ MOUNT_NAMES = [
 ]
 
 
-def test_hostile_mount_source_names_give_exactly_the_declared_mounts(
-    project: Path, marker: Path, docker_client: Any, container_names: list[str]
-) -> None:
+def hostile_mounts(project: Path) -> list[dict[str, Any]]:
+    """A mount of each of MOUNT_NAMES (created in `project`) at /m0, /m1, ...; odd ones writable."""
     mounts: list[dict[str, Any]] = []
     for i, dirname in enumerate(MOUNT_NAMES):
         (project / dirname).mkdir()
         mounts.append({"source": dirname, "target": f"/m{i}", "writable": i % 2 == 1})
+    return mounts
+
+
+def test_hostile_mount_source_names_give_exactly_the_declared_mounts(
+    project: Path, marker: Path, docker_client: Any, container_names: list[str]
+) -> None:
+    mounts = hostile_mounts(project)
     policies = write_policy(project, {**BASE_PROFILE, "mounts": mounts})
     line = render(policies, "--", "sleep", "60")
     argv = shlex.split(line)
@@ -238,10 +239,7 @@ def test_hostile_mount_source_names_give_exactly_the_declared_mounts(
 
 def test_hostile_mount_sources_pass_launch_verification(project: Path, docker_client: Any) -> None:
     """`policy run` (SDK request, then inspect and compare) accepts the same names."""
-    mounts: list[dict[str, Any]] = []
-    for i, dirname in enumerate(MOUNT_NAMES):
-        (project / dirname).mkdir()
-        mounts.append({"source": dirname, "target": f"/m{i}", "writable": i % 2 == 1})
+    mounts = hostile_mounts(project)
     policies = write_policy(project, {**BASE_PROFILE, "mounts": mounts})
     # /m4 is "x,readonly=false" (read-only, whatever its name says), /m3 is "a,b" (writable).
     script = "touch /m4/x 2>/dev/null && echo m4-writable; touch /m3/ok && echo m3-writable"
@@ -249,10 +247,7 @@ def test_hostile_mount_sources_pass_launch_verification(project: Path, docker_cl
     assert code == 0, err
     assert out.split() == ["m3-writable"]
     assert (project / "a,b" / "ok").exists() and not (project / "x,readonly=false" / "x").exists()
-    left = docker_client.api.containers(
-        all=True, filters={"label": f"io.container-policy.project={project.resolve()}"}
-    )
-    assert left == []
+    assert of_project(docker_client.api, project) == []
 
 
 def test_mount_source_with_a_newline_is_refused_not_rendered(project: Path) -> None:

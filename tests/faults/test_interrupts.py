@@ -16,7 +16,6 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,17 @@ from engine.backends.interface import ContainerInspect
 from engine.backends.unix_socket import SocketEngine
 from engine.launcher.run import run
 from engine.launcher.spec import LaunchSpec
-from policy.loader import Policy, load_policy
-from tests.conftest import POLICIES
-from tests.faults.engines import has_traceback, wait_for
-from tests.processes import spawn
+from policy.loader import Policy
+from tests.helpers import (
+    has_traceback,
+    main_env,
+    none_left,
+    of_project,
+    removed,
+    shipped_options,
+    wait_for,
+)
+from tests.processes import spawned
 
 pytestmark = pytest.mark.engine
 
@@ -76,7 +82,11 @@ class InterruptingEngine(SocketEngine):
 
     def wait(self, container: str, timeout: float | None) -> int:
         if self.step == "while-streaming":
-            wait_for(lambda: READY.encode() in b"".join(self.output), "the container's output")
+            wait_for(
+                lambda: READY.encode() in b"".join(self.output),
+                "the container's output",
+                deadline=30,
+            )
             self._at("while-streaming")
         return super().wait(container, timeout)
 
@@ -109,37 +119,12 @@ STEPS = [
 ]
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def local(project: Path) -> Policy:
-    return load_policy([POLICIES], project)
-
-
 def remaining(client: Any, spec: LaunchSpec) -> list[dict[str, Any]]:
     by_name: list[dict[str, Any]] = client.containers(all=True, filters={"name": spec.name})
     by_label: list[dict[str, Any]] = client.containers(
         all=True, filters={"label": f"{labels.LAUNCH_ID}={spec.launch_id}"}
     )
     return by_name + by_label
-
-
-@contextlib.contextmanager
-def removed_afterwards(client: Any, spec: LaunchSpec) -> Iterator[None]:
-    """Whatever happens, remove the launch's container; fail if there was one to remove."""
-    try:
-        yield
-    finally:
-        left = remaining(client, spec)
-        for c in left:
-            with contextlib.suppress(Exception):
-                client.remove_container(c["Id"], v=True, force=True)
-    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
 
 
 PROMPT = 3.0  # seconds from the interrupt to `run` giving it back: a bound, not a benchmark
@@ -168,7 +153,7 @@ def test_interrupt_at_each_step_propagates_and_removes_the_container(
         profile=profile, project=local.project, policy_file="policies/base.toml", command=command
     )
     engine = InterruptingEngine(step)
-    with removed_afterwards(docker_client.api, spec):
+    with none_left(docker_client.api, lambda: remaining(docker_client.api, spec)):
         with pytest.raises(KeyboardInterrupt):
             run(engine, spec, lambda _stream, data: engine.output.append(data))
         returned = time.monotonic()
@@ -199,46 +184,22 @@ def lines_of(stream: Any) -> queue.Queue[str]:
     return out
 
 
-def project_containers(client: Any, project: Path) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = client.containers(
-        all=True, filters={"label": f"{labels.PROJECT}={project.resolve()}"}
-    )
-    return found
-
-
 @pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_signal_while_streaming_exits_128_plus_signal_and_removes_the_container(
     sig: str, code: int, project: Path, docker_client: Any
 ) -> None:
-    env = {**os.environ, "POLICY_RECORD": str(project / "launches.jsonl")}
-    env.pop("DOCKER_HOST", None)
-    proc = spawn(
-        "run",
-        "isolation",
-        "--policies",
-        str(POLICIES),
-        "--project",
-        str(project),
-        "--",
-        *STREAMING,
-        env=env,
-    )
+    argv = ("run", "isolation", *shipped_options(project), "--", *STREAMING)
     try:
-        assert proc.stdout is not None
-        seen = lines_of(proc.stdout)
-        line = seen.get(timeout=60)
-        assert line.strip() == READY
-        assert project_containers(docker_client.api, project), "no container while streaming"
-        proc.send_signal(getattr(signal, sig))
-        _, err = proc.communicate(timeout=30)
+        with spawned(*argv, env=main_env(project)) as proc:
+            assert proc.stdout is not None
+            seen = lines_of(proc.stdout)
+            line = seen.get(timeout=60)
+            assert line.strip() == READY
+            assert of_project(docker_client.api, project), "no container while streaming"
+            proc.send_signal(getattr(signal, sig))
+            _, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        left = project_containers(docker_client.api, project)
-        for c in left:
-            with contextlib.suppress(Exception):
-                docker_client.api.remove_container(c["Id"], v=True, force=True)
+        left = removed(docker_client.api, project)
     assert proc.returncode == code, (proc.returncode, err)
     assert "interrupted" in err and not has_traceback(err), err
     assert not left, f"containers left behind: {[c['Names'] for c in left]}"
@@ -250,48 +211,28 @@ def test_signal_while_streaming_exits_128_plus_signal_and_removes_the_container(
 def test_signal_to_parallel_workers_removes_every_worker(
     sig: str, code: int, project: Path, docker_client: Any
 ) -> None:
-    env = {**os.environ, "POLICY_RECORD": str(project / "launches.jsonl")}
-    env.pop("DOCKER_HOST", None)
     workers = 2
-    proc = spawn(
-        "run",
-        "parallel",
-        "--workers",
-        str(workers),
-        "--policies",
-        str(POLICIES),
-        "--project",
-        str(project),
-        "--",
-        "sleep",
-        "30",
-        env=env,
-    )
+    argv = ("run", "parallel", "--workers", str(workers), *shipped_options(project), "--")
     try:
-        wait_for(
-            lambda: (
-                len(
-                    [
-                        c
-                        for c in project_containers(docker_client.api, project)
-                        if c["State"] == "running"
-                    ]
-                )
-                == workers
-            ),
-            f"{workers} running workers",
-            deadline=60,
-        )
-        proc.send_signal(getattr(signal, sig))
-        _, err = proc.communicate(timeout=60)
+        with spawned(*argv, "sleep", "30", env=main_env(project)) as proc:
+            wait_for(
+                lambda: (
+                    len(
+                        [
+                            c
+                            for c in of_project(docker_client.api, project)
+                            if c["State"] == "running"
+                        ]
+                    )
+                    == workers
+                ),
+                f"{workers} running workers",
+                deadline=60,
+            )
+            proc.send_signal(getattr(signal, sig))
+            _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        left = project_containers(docker_client.api, project)
-        for c in left:
-            with contextlib.suppress(Exception):
-                docker_client.api.remove_container(c["Id"], v=True, force=True)
+        left = removed(docker_client.api, project)
     assert proc.returncode == code, (proc.returncode, err)
     assert not has_traceback(err), err
     assert not left, f"containers left behind: {[c['Names'] for c in left]}"

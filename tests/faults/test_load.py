@@ -23,8 +23,8 @@ from engine.backends.unix_socket import SocketEngine
 from engine.launcher.run import detached
 from engine.launcher.spec import LaunchSpec
 from policy.loader import Policy, load_policy
-from tests.conftest import POLICIES, TEST_IMAGE
-from tests.faults.engines import ExtraEngine, extra_engines, has_traceback
+from tests.faults.engines import ExtraEngine, extra_engines
+from tests.helpers import TEST_IMAGE, has_traceback, shipped_options, write_policies
 from tests.processes import policy
 
 pytestmark = [pytest.mark.load, pytest.mark.engine]
@@ -48,9 +48,7 @@ tmpfs."/tmp" = {{ size = "1m", options = ["nosuid", "nodev", "noexec"] }}
 
 
 def small_policy(root: Path) -> tuple[Path, Policy]:
-    policies = root / "policies"
-    policies.mkdir(parents=True, exist_ok=True)
-    (policies / "small.toml").write_text(SMALL, encoding="utf-8")
+    policies = write_policies(root, {"small.toml": SMALL})
     return policies, load_policy([policies])
 
 
@@ -174,31 +172,17 @@ def test_audit_of_5_engines_at_once_names_each_host(docker_client: Any, tmp_path
 
 
 def test_20_rounds_of_8_parallel_workers_leave_no_container(
-    docker_client: Any, tmp_path: Path
+    docker_client: Any, tmp_path: Path, project: Path
 ) -> None:
     rounds, workers = 20, 8
-    project = tmp_path / "project"
-    project.mkdir()
     with extra_engines(1) as engines, emptied(engines):
         host = engines[0]
         env = {**host.env, "POLICY_RECORD": str(tmp_path / "launches.jsonl")}
         durations = []
         for i in range(rounds):
             started = time.monotonic()
-            done = policy(
-                "run",
-                "parallel",
-                "--workers",
-                str(workers),
-                "--policies",
-                str(POLICIES),
-                "--project",
-                str(project),
-                "--",
-                "true",
-                env=env,
-                timeout=300,
-            )
+            options = ("--workers", str(workers), *shipped_options(project))
+            done = policy("run", "parallel", *options, "--", "true", env=env, timeout=300)
             durations.append(time.monotonic() - started)
             assert done.returncode == 0, (i, done.stderr[-2000:])
             assert not has_traceback(done.stderr)

@@ -35,8 +35,7 @@ from policy.canonical import canonical_document, digest
 from policy.diagnostics import Severity
 from policy.loader import Policy, load_policy
 from policy.validate import validate
-from tests.conftest import TEST_IMAGE
-from tests.faults.engines import cli
+from tests.helpers import TEST_IMAGE, cli, without_none, write_policies
 
 # Small by default (each engine example starts a container); raise it for a longer hunt.
 ENGINE_EXAMPLES = int(os.environ.get("CPF_ENGINE_EXAMPLES", "5"))
@@ -115,14 +114,11 @@ def waivers_for(profile: dict[str, Any], name: str = "p") -> list[dict[str, Any]
 
 
 def write_single(directory: Path, profile: dict[str, Any], name: str = "p") -> Path:
-    policies = directory / "policies"
-    policies.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"version": 1, "profiles": {name: profile}}
     waivers = waivers_for(profile, name)
     if waivers:
         doc["waivers"] = waivers
-    (policies / "p.toml").write_text(tomli_w.dumps(doc), encoding="utf-8")
-    return policies
+    return write_policies(directory, {"p.toml": tomli_w.dumps(doc)})
 
 
 def load_valid(policies: Path) -> Policy:
@@ -525,12 +521,7 @@ def layout(profile: dict[str, Any], rnd: random.Random, style: str) -> dict[str,
 
 
 def load_files(root: Path, files: dict[str, str]) -> Policy:
-    policies = root / "policies"
-    for name, text in files.items():
-        path = policies / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return load_policy([policies], root)
+    return load_policy([write_policies(root, files)], root)
 
 
 STYLES = ["flat", "defaults", "defaults-file", "parent-file"]
@@ -592,15 +583,7 @@ def policy_from_canonical(doc: dict[str, Any]) -> dict[str, Any]:
     """A profile table from `policy show --format json` output: derived keys dropped, TOML has
     no null."""
     derived = {"name", "digest", "uid", "gid", "capabilities"}
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if v is not None}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    table: dict[str, Any] = clean({k: v for k, v in doc.items() if k not in derived})
+    table: dict[str, Any] = without_none({k: v for k, v in doc.items() if k not in derived})
     return table
 
 

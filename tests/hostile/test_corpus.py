@@ -51,6 +51,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from tests.helpers import text_of
 from tests.hostile import generate as g
 
 # Import everything `policy validate` needs before forking, so children only run it.
@@ -1031,14 +1032,8 @@ def run_validate(
                 except BaseException:
                     traceback.print_exc()
             elapsed = time.monotonic() - began
-
-            def value(stream: io.TextIOWrapper) -> str:
-                stream.flush()
-                buffer = stream.buffer
-                assert isinstance(buffer, io.BytesIO)
-                return buffer.getvalue().decode("utf-8", "backslashreplace")
-
-            result = {"exit": code, "stdout": value(out), "stderr": value(err), "seconds": elapsed}
+            stdout, stderr = text_of(out, "backslashreplace"), text_of(err, "backslashreplace")
+            result = {"exit": code, "stdout": stdout, "stderr": stderr, "seconds": elapsed}
             result_file.write_text(json.dumps(result))
         except BaseException:
             status = 3
