@@ -20,6 +20,7 @@ from policy.diagnostics import Diagnostic
 from policy.errors import PolicyError
 from policy.loader import load_policy
 from policy.validate import validate
+from tests.helpers import write_policies
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -54,17 +55,6 @@ def waiver(rule: str = "cap-add", expires: str = "2027-06-30", name: str = "app"
         f'[[waivers]]\nprofile = "{name}"\nrule = "{rule}"\n'
         f'reason = "the debugger needs it for now"\nexpires = {expires}\n'
     )
-
-
-def write_policy(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Write `files` (name -> content) into `root/policies` and return that directory."""
-    policies = root / "policies"
-    policies.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = policies / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return policies
 
 
 def load_errors(policies: Path) -> list[Diagnostic]:
@@ -1142,7 +1132,7 @@ CASES: list[Case] = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_located(case: Case, tmp_path: Path) -> None:
-    policies = write_policy(tmp_path, case.files)
+    policies = write_policies(tmp_path, case.files)
     if case.setup is not None:
         case.setup(tmp_path)
     diagnostics = load_errors(policies) if case.stage == "load" else findings(policies)
@@ -1169,7 +1159,7 @@ def test_every_member_of_a_cycle_is_reported(tmp_path: Path) -> None:
         '[profiles.b]\nextends = "c"\n[profiles.c]\nextends = "d"\n[profiles.d]\nextends = "b"\n'
         '[profiles.below]\nextends = "b"\n'
     )
-    errors = load_errors(write_policy(tmp_path, {"p.toml": text}))
+    errors = load_errors(write_policies(tmp_path, {"p.toml": text}))
     assert [(d.code, d.location.line) for d in errors] == [
         ("extends-cycle", EXTRA + 1),
         ("extends-cycle", EXTRA + 3),
@@ -1179,7 +1169,7 @@ def test_every_member_of_a_cycle_is_reported(tmp_path: Path) -> None:
 
 
 def test_same_profile_in_two_files_reports_both_locations(tmp_path: Path) -> None:
-    errors = load_errors(write_policy(tmp_path, {"a.toml": profile(), "b.toml": profile()}))
+    errors = load_errors(write_policies(tmp_path, {"a.toml": profile(), "b.toml": profile()}))
     assert [d.code for d in errors] == ["duplicate-profile", "duplicate-profile"]
     a, b = errors
     assert (Path(a.location.path).name, a.location.line, a.location.col) == ("a.toml", *HEADER)
@@ -1189,7 +1179,7 @@ def test_same_profile_in_two_files_reports_both_locations(tmp_path: Path) -> Non
 
 
 def test_errors_of_several_files_are_reported_at_once(tmp_path: Path) -> None:
-    policies = write_policy(
+    policies = write_policies(
         tmp_path,
         {
             "a.toml": "version = 2\n",
@@ -1215,7 +1205,7 @@ def test_all_errors_of_one_file_are_reported_at_once(tmp_path: Path) -> None:
         '[profiles.c]\nimage = "c"\ncpus = 0\n'
         '[profiles.d]\nextends = "nowhere"\n'
     )
-    errors = load_errors(write_policy(tmp_path, {"p.toml": text}))
+    errors = load_errors(write_policies(tmp_path, {"p.toml": text}))
     assert [(d.location.line, d.code) for d in errors] == [
         (EXTRA, "unknown-key"),
         (EXTRA + 2, "bad-value"),
@@ -1227,12 +1217,12 @@ def test_all_errors_of_one_file_are_reported_at_once(tmp_path: Path) -> None:
 def test_an_invalid_parent_is_reported_once_not_as_missing(tmp_path: Path) -> None:
     # The child extends a profile that exists but is broken: one error, at the parent.
     text = profile('memroy = "1g"\n[profiles.child]\nextends = "app"\n')
-    errors = load_errors(write_policy(tmp_path, {"p.toml": text}))
+    errors = load_errors(write_policies(tmp_path, {"p.toml": text}))
     assert [(d.code, d.location.line) for d in errors] == [("unknown-key", EXTRA)]
 
 
 def test_decimal_tmpfs_mode_is_not_silently_misread(tmp_path: Path) -> None:
-    policies = write_policy(
+    policies = write_policies(
         tmp_path, {"p.toml": profile('tmpfs."/tmp" = { size = "1m", mode = 1777 }\n')}
     )
     with pytest.raises(PolicyError) as exc:
@@ -1246,7 +1236,7 @@ def test_octal_tmpfs_mode_spellings_are_accepted(tmp_path: Path) -> None:
         'tmpfs."/a" = { size = "1m", mode = "1777" }\n'
         'tmpfs."/c" = { size = "1m", mode = "01777" }\n'
     )
-    policy = load_policy([write_policy(tmp_path, {"p.toml": text})])
+    policy = load_policy([write_policies(tmp_path, {"p.toml": text})])
     assert {t: s.mode for t, s in policy.profiles["app"].tmpfs.items()} == {
         "/a": 0o1777,
         "/c": 0o1777,
@@ -1271,6 +1261,6 @@ def test_errors_never_escape_as_other_exceptions(tmp_path: Path) -> None:
         'healthcheck = "true"\n',
         drop=("memory",),
     )
-    errors = load_errors(write_policy(tmp_path, {"p.toml": text}))
+    errors = load_errors(write_policies(tmp_path, {"p.toml": text}))
     assert {d.location.line for d in errors} == set(range(EXTRA - 1, EXTRA + 5))
     assert all(d.code in ("wrong-type", "bad-value") for d in errors), errors

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
 from policy import cache as cache_module
 from policy.cache import Cache
 from policy.errors import UnusablePolicy
 from policy.vetted import Checked, check, load_vetted
+from tests.helpers import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "hostile" / "corpus"
 
 
@@ -38,24 +37,20 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["validate", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+def validate(*args: str) -> tuple[int, str, str]:
+    return cli("validate", *args)
 
 
 def entries(cache_dir: Path) -> list[Path]:
     return sorted(cache_dir.glob("*.pickle")) if cache_dir.is_dir() else []
 
 
-def test_a_warm_cache_gives_what_a_fresh_load_gives(
-    project: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    fresh = validate(capsys, "policies", "--no-cache")
+def test_a_warm_cache_gives_what_a_fresh_load_gives(project: Path, cache_dir: Path) -> None:
+    fresh = validate("policies", "--no-cache")
     assert entries(cache_dir) == [], "--no-cache wrote to the cache"
-    cold = validate(capsys, "policies")
+    cold = validate("policies")
     assert len(entries(cache_dir)) == 1
-    assert validate(capsys, "policies") == cold == fresh
+    assert validate("policies") == cold == fresh
     assert fresh[0] == 0
 
 
@@ -103,18 +98,18 @@ def _escape_through_symlink(project: Path) -> None:
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_a_change_to_any_file_the_policy_reads_is_seen_on_the_next_call(
-    change: str, project: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+    change: str, project: Path, cache_dir: Path
 ) -> None:
     (project / "test-results").mkdir()
-    before = validate(capsys, "policies")
-    assert validate(capsys, "policies") == before  # warm
+    before = validate("policies")
+    assert validate("policies") == before  # warm
     mutate, shows = CHANGES[change]
     mutate(project)
-    after = validate(capsys, "policies")
+    after = validate("policies")
     assert after != before
     assert shows in after[1] + after[2]
-    assert after == validate(capsys, "policies", "--no-cache")
-    assert validate(capsys, "policies") == after  # and the new result is what is now cached
+    assert after == validate("policies", "--no-cache")
+    assert validate("policies") == after  # and the new result is what is now cached
 
 
 def test_a_new_version_python_or_dependency_is_a_new_key(
@@ -136,8 +131,8 @@ def test_the_code_fingerprint_names_python_and_each_dependency_version() -> None
 
 
 @pytest.fixture
-def warm(project: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Path]:
-    validate(capsys, "policies")
+def warm(project: Path, cache_dir: Path) -> Iterator[Path]:
+    validate("policies")
     (entry,) = entries(cache_dir)
     yield entry
 
@@ -161,10 +156,9 @@ def test_a_damaged_entry_is_ignored_never_unpickled_and_replaced(
     damage: Callable[[Path], None],
     warm: Path,
     cache_dir: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fresh = validate(capsys, "policies", "--no-cache")
+    fresh = validate("policies", "--no-cache")
     damage(warm)
     loads: list[bytes] = []
     real_loads = pickle.loads
@@ -174,37 +168,31 @@ def test_a_damaged_entry_is_ignored_never_unpickled_and_replaced(
         return real_loads(data)
 
     monkeypatch.setattr(pickle, "loads", counted)
-    assert validate(capsys, "policies") == fresh
+    assert validate("policies") == fresh
     assert not loads, "bytes that failed the HMAC were unpickled"
-    assert validate(capsys, "policies") == fresh
+    assert validate("policies") == fresh
     assert len(loads) == 1, "the damaged entry was not replaced by a good one"
 
 
-def test_a_foreign_entry_is_not_trusted(
-    warm: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_foreign_entry_is_not_trusted(warm: Path, cache_dir: Path) -> None:
     # An entry from another cache (another user, machine, CI restore): well formed, claiming a
     # result that is not this policy's, signed with a secret that is not this cache's.
-    fresh = validate(capsys, "policies", "--no-cache")
+    fresh = validate("policies", "--no-cache")
     forged = pickle.dumps((cache_module.FORMAT, [], Checked([], "FORGED")))
     warm.write_bytes(hmac.digest(os.urandom(32), forged, "sha256") + forged)
-    assert validate(capsys, "policies") == fresh
+    assert validate("policies") == fresh
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
-def test_an_entry_owned_by_another_user_is_not_read(
-    warm: Path, project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_entry_owned_by_another_user_is_not_read(warm: Path, project: Path) -> None:
     os.chown(warm, 65534, 65534)
     assert cache_module._read(warm, (warm.parent / "secret").read_bytes()) is None
 
 
-def test_a_directory_others_can_write_is_not_trusted(
-    warm: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_directory_others_can_write_is_not_trusted(warm: Path, cache_dir: Path) -> None:
     cache_dir.chmod(0o777)
     assert Cache(cache_dir, "x")._secret(create=False) is None
-    assert validate(capsys, "policies")[0] == 0
+    assert validate("policies")[0] == 0
 
 
 @pytest.mark.parametrize("where", ["under-a-file", "a-file"])
@@ -212,14 +200,13 @@ def test_an_unusable_cache_location_is_never_fatal(
     where: str,
     project: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory")
     path = blocker / "cache" if where == "under-a-file" else blocker
     monkeypatch.setenv("POLICY_CACHE_DIR", str(path))
-    code, _, err = validate(capsys, "policies")
+    code, _, err = validate("policies")
     assert code == 0 and "valid: 8 profile(s)" in err
     assert blocker.read_text() == "not a directory"
 
@@ -258,13 +245,12 @@ def test_hostile_corpus_diagnostics_from_the_cache_match_a_fresh_load(
     tmp_path: Path,
     cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "policies").mkdir()
     shutil.copy(case, tmp_path / "policies" / case.name)
     monkeypatch.chdir(tmp_path)
-    fresh = validate(capsys, "policies", "--no-cache")
-    cold = validate(capsys, "policies")
-    warm = validate(capsys, "policies")
+    fresh = validate("policies", "--no-cache")
+    cold = validate("policies")
+    warm = validate("policies")
     assert cold == fresh
     assert warm == fresh

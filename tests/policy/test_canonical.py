@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from policy.canonical import canonical_document, digest
 from policy.loader import Policy, load_policy
 from policy.model import Profile
+from tests.helpers import without_none, write_policies
 
 # A profile using every field, as a TOML-ready dict.
 FULL: dict[str, Any] = {
@@ -55,20 +56,12 @@ FULL: dict[str, Any] = {
 def load_dicts(
     root: Path, files: dict[str, dict[str, Any]], extra: dict[str, str] | None = None
 ) -> Policy:
-    policies = root / "policies"
-    policies.mkdir(parents=True, exist_ok=True)
     texts = {name: tomli_w.dumps({"version": 1, **data}) for name, data in files.items()}
-    for name, text in {**texts, **(extra or {})}.items():
-        (policies / name).parent.mkdir(parents=True, exist_ok=True)
-        (policies / name).write_text(text, encoding="utf-8")
-    return load_policy([policies])
+    return load_policy([write_policies(root, {**texts, **(extra or {})})])
 
 
 def load_text(root: Path, text: str) -> Policy:
-    policies = root / "policies"
-    policies.mkdir(parents=True, exist_ok=True)
-    (policies / "p.toml").write_text(text, encoding="utf-8")
-    return load_policy([policies])
+    return load_policy([write_policies(root, {"p.toml": text})])
 
 
 def profile_digest(root: Path, settings_: dict[str, Any], name: str = "a") -> str:
@@ -315,17 +308,11 @@ def test_canonical_document_contents(tmp_path: Path) -> None:
 _DERIVED = ("name", "uid", "gid", "capabilities")
 
 
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
 def _as_input(document: dict[str, Any]) -> dict[str, Any]:
     """Profile settings written back from a canonical document."""
-    settings_: dict[str, Any] = _drop_none({k: v for k, v in document.items() if k not in _DERIVED})
+    settings_: dict[str, Any] = without_none(
+        {k: v for k, v in document.items() if k not in _DERIVED}
+    )
     return settings_
 
 

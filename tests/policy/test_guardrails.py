@@ -13,9 +13,8 @@ from policy.diagnostics import Diagnostic, Severity
 from policy.errors import PolicyError
 from policy.loader import Policy, load_policy
 from policy.validate import validate
+from tests.helpers import POLICIES, write_policies
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "policies"
 TODAY = dt.date(2026, 11, 28)
 
 # A team file next to the shipped policy: one profile extending the vetted `isolation`.
@@ -26,13 +25,9 @@ SETTING = 5  # the line the case's own setting is written on
 
 def shipped_plus(tmp_path: Path, files: dict[str, str], guardrails: str | None = None) -> Path:
     """A copy of the shipped policy directory with `files` added (and guardrails replaced)."""
-    policies = tmp_path / "policies"
-    shutil.copytree(SHIPPED, policies)
-    if guardrails is not None:
-        (policies / "guardrails.toml").write_text(guardrails, encoding="utf-8")
-    for name, text in files.items():
-        (policies / name).write_text(text, encoding="utf-8")
-    return policies
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    replaced = {} if guardrails is None else {"guardrails.toml": guardrails}
+    return write_policies(tmp_path, {**replaced, **files})
 
 
 def team_findings(tmp_path: Path, setting: str) -> list[Diagnostic]:
@@ -96,7 +91,7 @@ def test_guardrail_on_cap_add_applies_to_allowed_builtin_capability(tmp_path: Pa
 
 
 def test_shipped_guardrails_hold_for_shipped_profiles() -> None:
-    policy = load_policy([SHIPPED])
+    policy = load_policy([POLICIES])
     assert [g.rule_id for gs in policy.guardrails for g in gs.items] == [
         "guardrail/regular-user",
         "guardrail/memory-ceiling",

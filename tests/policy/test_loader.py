@@ -13,23 +13,9 @@ from policy.errors import PolicyError
 from policy.loader import Policy, load_policy
 from policy.mount_sources import resolve_source
 from policy.units import parse_size
+from tests.helpers import POLICIES, ROOT, write_policies
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "policies"
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    policies = root / "policies"
-    for name, text in files.items():
-        path = policies / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return policies
-
-
-@pytest.fixture(scope="module")
-def shipped() -> Policy:
-    return load_policy([SHIPPED])
+# Fixture `shipped` (tests/conftest.py): the shipped policy.
 
 
 # --- inheritance ------------------------------------------------------------------------------
@@ -67,7 +53,7 @@ mounts = [{ source = "data", target = "/data" }]
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Policy:
-    return load_policy([write(tmp_path_factory.mktemp("chain"), {"p.toml": CHAIN})])
+    return load_policy([write_policies(tmp_path_factory.mktemp("chain"), {"p.toml": CHAIN})])
 
 
 def test_child_overrides_parent_overrides_defaults(chain: Policy) -> None:
@@ -123,7 +109,9 @@ def test_shipped_inheritance(shipped: Policy) -> None:
 
 
 def test_unset_fields_hold_engine_defaults(tmp_path: Path) -> None:
-    policy = load_policy([write(tmp_path, {"p.toml": 'version = 1\n[profiles.a]\nimage = "x"\n'})])
+    policy = load_policy(
+        [write_policies(tmp_path, {"p.toml": 'version = 1\n[profiles.a]\nimage = "x"\n'})]
+    )
     a = policy.profiles["a"]
     assert (a.user, a.read_only, a.privileged, a.network, a.memory, a.seccomp.mode) == (
         None,
@@ -144,7 +132,7 @@ def test_long_extends_chain(tmp_path: Path, parents_first: bool) -> None:
     ]
     if not parents_first:
         blocks.reverse()
-    policies = write(tmp_path, {"p.toml": "version = 1\n" + "".join(blocks)})
+    policies = write_policies(tmp_path, {"p.toml": "version = 1\n" + "".join(blocks)})
     start = time.perf_counter()
     policy = load_policy([policies])
     elapsed = time.perf_counter() - start
@@ -158,7 +146,7 @@ def test_long_extends_chain(tmp_path: Path, parents_first: bool) -> None:
 def test_long_cycle_is_reported_not_recursed(tmp_path: Path) -> None:
     count = 2000
     blocks = [f'[profiles.p{i}]\nextends = "p{(i + 1) % count}"\n' for i in range(count)]
-    policies = write(tmp_path, {"p.toml": "version = 1\n" + "".join(blocks)})
+    policies = write_policies(tmp_path, {"p.toml": "version = 1\n" + "".join(blocks)})
     with pytest.raises(PolicyError) as info:
         load_policy([policies])
     assert {d.code for d in info.value.diagnostics} == {"extends-cycle"}
@@ -169,7 +157,7 @@ def test_long_cycle_is_reported_not_recursed(tmp_path: Path) -> None:
 
 
 def test_profiles_spread_over_files_and_subdirectories(tmp_path: Path) -> None:
-    policies = write(
+    policies = write_policies(
         tmp_path,
         {
             "a.toml": 'version = 1\n[defaults]\nimage = "x"\n',
@@ -187,15 +175,15 @@ def test_profiles_spread_over_files_and_subdirectories(tmp_path: Path) -> None:
 
 
 def test_several_paths_and_files(tmp_path: Path) -> None:
-    one = write(tmp_path / "one", {"a.toml": 'version = 1\n[profiles.a]\nimage = "x"\n'})
-    two = write(tmp_path / "two", {"b.toml": 'version = 1\n[profiles.b]\nextends = "a"\n'})
+    one = write_policies(tmp_path / "one", {"a.toml": 'version = 1\n[profiles.a]\nimage = "x"\n'})
+    two = write_policies(tmp_path / "two", {"b.toml": 'version = 1\n[profiles.b]\nextends = "a"\n'})
     policy = load_policy([one, two / "b.toml", one / "a.toml"])  # a file twice: read once
     assert sorted(policy.profiles) == ["a", "b"]
     assert len(policy.files) == 2
 
 
 def test_project_defaults_to_the_parent_of_the_policy_directory(tmp_path: Path) -> None:
-    policies = write(tmp_path, {"p.toml": 'version = 1\n[profiles.a]\nimage = "x"\n'})
+    policies = write_policies(tmp_path, {"p.toml": 'version = 1\n[profiles.a]\nimage = "x"\n'})
     assert load_policy([policies]).project == tmp_path.resolve()
     assert load_policy([policies / "p.toml"]).project == tmp_path.resolve()
     other = tmp_path / "elsewhere"
@@ -210,7 +198,7 @@ def test_shipped_project_is_the_repository(shipped: Policy) -> None:
 def test_mount_sources_resolve_against_the_project(tmp_path: Path) -> None:
     # `link` points out of the default project (repo/) but stays inside tmp_path.
     text = 'version = 1\n[profiles.a]\nimage = "x"\nmounts = [{ source = "link", target = "/u" }]\n'
-    policies = write(tmp_path / "repo", {"p.toml": text})
+    policies = write_policies(tmp_path / "repo", {"p.toml": text})
     (tmp_path / "shared").mkdir()
     (tmp_path / "repo" / "link").symlink_to(tmp_path / "shared")
     with pytest.raises(PolicyError) as info:
@@ -225,7 +213,7 @@ def test_mount_sources_resolve_against_the_project(tmp_path: Path) -> None:
 
 def test_seccomp_paths_are_relative_to_the_file_that_names_them(tmp_path: Path) -> None:
     seccomp = '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}'
-    policies = write(
+    policies = write_policies(
         tmp_path,
         {
             "team/p.toml": 'version = 1\n[profiles.a]\nimage = "x"\nseccomp = "sec/s.json"\n',
@@ -248,7 +236,7 @@ def _at(policy: Policy, profile: str, *keypath: str | int) -> tuple[str, int, in
 
 
 def test_where_points_to_the_key_that_set_the_value(shipped: Policy) -> None:
-    base = (SHIPPED / "base.toml").read_text(encoding="utf-8").splitlines()
+    base = (POLICIES / "base.toml").read_text(encoding="utf-8").splitlines()
 
     def line_of(text: str, after: str = "") -> int:
         start = base.index(after) if after else 0
@@ -285,7 +273,7 @@ def test_where_points_to_the_key_that_set_the_value(shipped: Policy) -> None:
 
 
 def test_where_falls_back_to_the_profile_header(shipped: Policy) -> None:
-    tiers = (SHIPPED / "tiers.toml").read_text(encoding="utf-8").splitlines()
+    tiers = (POLICIES / "tiers.toml").read_text(encoding="utf-8").splitlines()
     header = tiers.index("[profiles.fast]") + 1
     assert _at(shipped, "fast", "healthcheck") == ("tiers.toml", header, 11)
     assert _at(shipped, "fast") == ("tiers.toml", header, 11)

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from policy.diagnostics import Severity
-from policy.loader import Policy, load_policy
+from policy.loader import Policy
 from policy.model import Profile, Seccomp
 from policy.rules import RULES, RULES_BY_ID, Context, Rule
 from policy.validate import validate
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = Path("/srv/project")
 CTX = Context(PROJECT)
 
@@ -90,9 +90,7 @@ def fired(profile: Profile, ctx: Context = CTX) -> set[str]:
     return {rule.id for rule in RULES for _ in rule.check(profile, ctx)}
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Policy:
-    return load_policy([ROOT / "policies"])
+# Fixture `shipped` (tests/conftest.py): the shipped policy.
 
 
 def test_the_good_profile_breaks_no_rule() -> None:

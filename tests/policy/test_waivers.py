@@ -14,6 +14,7 @@ import pytest
 from policy.diagnostics import Diagnostic, Severity
 from policy.loader import load_policy
 from policy.validate import apply_waivers, validate
+from tests.helpers import write_policies
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -49,9 +50,7 @@ def waiver(profile: str = "debug", rule: str = "cap-add", expires: str = "2027-0
 
 
 def run(tmp_path: Path, *waivers: str, today: dt.date = TODAY) -> list[Diagnostic]:
-    policies = tmp_path / "policies"
-    policies.mkdir(exist_ok=True)
-    (policies / "p.toml").write_text(HEAD + "".join(waivers), encoding="utf-8")
+    policies = write_policies(tmp_path, {"p.toml": HEAD + "".join(waivers)})
     return validate(load_policy([policies]), today=today)
 
 
