@@ -30,6 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 CLI = [PY, "-m", "engine.cli"]
+# The measured commands are `policy ...` as users run it: the console script of this interpreter's
+# environment (same interpreter as PY), else `python -m engine.cli`.
+_SCRIPT = Path(PY).parent / "policy"
+POLICY = [str(_SCRIPT)] if _SCRIPT.exists() else CLI
+
+
+def after_python(argv: Sequence[str]) -> list[str]:
+    """A `policy` argv as the arguments of `python` (`-m engine.cli ...`), for `-X importtime`."""
+    return [*CLI[1:], *argv[len(POLICY) :]]
+
 
 LABEL = "bench"
 OWNER_LABEL = "bench.owner"
@@ -116,12 +126,57 @@ os.write(fd, f"{wall} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss} {code}".encode(
 PYCACHE = Path(tempfile.gettempdir()) / "container-policy-bench-pycache"
 
 
+# The cache of validated policies the measured commands use: a directory of the benchmark's own
+# (never the user's ~/.cache/container-policy), made by `policy_cache_dir` and removed with it.
+CACHE_ENV = "POLICY_CACHE_DIR"
+_CACHE_DIRS: list[Path] = []
+
+
+@contextlib.contextmanager
+def policy_cache_dir() -> Iterator[Path]:
+    """A fresh, empty cache directory (mode 0700, ours) for every command run in the block; it
+    is removed at the end. "Warm" figures are of commands run once untimed first, so their
+    entry is in it; "cold" ones run with `--no-cache`."""
+    path = Path(tempfile.mkdtemp(prefix="bench-policy-cache-"))
+    _CACHE_DIRS.append(path)
+    try:
+        yield path
+    finally:
+        _CACHE_DIRS.remove(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    if not _CACHE_DIRS:
+        raise RuntimeError("bench: commands run only inside common.policy_cache_dir()")
+    return _CACHE_DIRS[-1]
+
+
+def cache_snapshot() -> dict[str, int]:
+    """The entries of the bench's policy cache: file name -> mtime (ns)."""
+    return {p.name: p.stat().st_mtime_ns for p in cache_dir().glob("*.pickle")}
+
+
+def cache_writes(before: dict[str, int], after: dict[str, int]) -> int:
+    """Entries written between two snapshots (new or rewritten): each one is a warm command
+    that missed the cache (the code or a policy file changed under it)."""
+    return sum(1 for name, mtime in after.items() if before.get(name) != mtime)
+
+
 def child_env(extra: dict[str, str] | None = None, bytecode_cache: bool = True) -> dict[str, str]:
     env = dict(os.environ)
     if bytecode_cache and env.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
         env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    env[CACHE_ENV] = str(cache_dir())
     env.update(extra or {})
     return env
+
+
+def no_cache(argv: Sequence[str]) -> list[str]:
+    """`argv` (a `policy` command) with `--no-cache`, before any `--` (the command to run)."""
+    out = list(argv)
+    out.insert(out.index("--") if "--" in out else len(out), "--no-cache")
+    return out
 
 
 def run_proc(
@@ -460,42 +515,71 @@ def timed_rounds(
     return out
 
 
+_REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|HEAD|PATCH) (\S+) HTTP/1\.[01]\r\n")
+_TRACED = ("connect", "send", "sendall", "recv", "recv_into")
+
+
 @contextlib.contextmanager
 def http_trace() -> Iterator[dict[str, Any]]:
-    """Record every Engine API request this process makes (method, path, seconds) and every
-    unix-socket connection it opens, while the block runs. Measurement only: the calls go
+    """Record every Engine API request this process makes over a unix socket (method, path, ms
+    from sending it to the first bytes of its answer) and every unix-socket connection it opens,
+    while the block runs. It watches the sockets themselves, so it sees either backend (the
+    docker SDK's, the stdlib one's), however they are built. Measurement only: the calls go
     through unchanged."""
-    import docker.transport.unixconn as unixconn
-    import requests
+    import socket as so
+    import threading
 
     trace: dict[str, Any] = {"requests": [], "connections": 0}
-    send, connect = requests.Session.send, unixconn.UnixHTTPConnection.connect
-    lock = __import__("threading").Lock()
+    lock = threading.Lock()
+    pending: dict[int, tuple[dict[str, Any], float]] = {}
+    cls: Any = so.socket
+    own = {name: cls.__dict__.get(name) for name in _TRACED}  # None: inherited from _socket
+    original = {name: getattr(cls, name) for name in _TRACED}
 
-    def traced_send(self: Any, request: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return send(self, request, **kwargs)
-        finally:
-            path = re.sub(r"[0-9a-f]{64}", "<id>", request.path_url.split("?")[0])
+    def connect(self: Any, address: Any) -> Any:
+        if self.family == so.AF_UNIX:
             with lock:
-                trace["requests"].append(
-                    {
-                        "method": request.method,
-                        "path": path,
-                        "ms": round((time.perf_counter() - start) * 1000, 1),
+                trace["connections"] += 1
+        return original["connect"](self, address)
+
+    def sending(name: str) -> Any:
+        def send(self: Any, data: Any, *args: Any) -> Any:
+            if self.family == so.AF_UNIX:
+                m = _REQUEST_LINE.match(bytes(data[:4096]))
+                if m:
+                    path = re.sub(r"[0-9a-f]{64}", "<id>", m.group(2).decode().split("?")[0])
+                    entry = {
+                        "method": m.group(1).decode(),
+                        "path": re.sub(r"^/v[0-9.]+/", "/", path),
+                        "ms": None,
                     }
-                )
+                    with lock:
+                        trace["requests"].append(entry)
+                        pending[id(self)] = (entry, time.perf_counter())
+            return original[name](self, data, *args)
 
-    def counted_connect(self: Any) -> Any:
-        with lock:
-            trace["connections"] += 1
-        return connect(self)
+        return send
 
-    requests.Session.send = traced_send
-    unixconn.UnixHTTPConnection.connect = counted_connect
+    def receiving(name: str) -> Any:
+        def recv(self: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original[name](self, *args, **kwargs)
+            if pending:
+                with lock:
+                    got = pending.pop(id(self), None)
+                if got is not None:
+                    got[0]["ms"] = round((time.perf_counter() - got[1]) * 1000, 1)
+            return out
+
+        return recv
+
+    cls.connect = connect
+    cls.send, cls.sendall = sending("send"), sending("sendall")
+    cls.recv, cls.recv_into = receiving("recv"), receiving("recv_into")
     try:
         yield trace
     finally:
-        requests.Session.send = send
-        unixconn.UnixHTTPConnection.connect = connect
+        for name, value in own.items():
+            if value is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, value)

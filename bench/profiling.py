@@ -76,7 +76,7 @@ def fold(raw: str, top: int = 15) -> dict[str, Any]:
 
     def is_project(key: str) -> bool:
         m = re.search(r"\(([^()]*)\)$", key)
-        return bool(m) and m.group(1).startswith(_PROJECT)
+        return m is not None and m.group(1).startswith(_PROJECT)
 
     return {
         "samples": total,
@@ -152,7 +152,7 @@ def importtime(
         text=True,
         check=False,
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for line in done.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
         if m:

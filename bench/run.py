@@ -5,11 +5,14 @@
     python bench/run.py --quick    # smoke run (small sizes, few rounds): bench/results/quick.json
     python bench/run.py --only launch --only audit   # re-measure some, merged into latest.json
     python bench/run.py --report-only                # regenerate docs/benchmarks.md from JSON
+    python bench/run.py --report-only --results bench/results/quick.json --doc /tmp/b.md
 
 Benchmarks are never test assertions: targets are printed next to the figures as met / not met.
 When a target is missed, the run profiles that case (py-spy, `python -X importtime`) and the
-profile goes into the JSON and the document. Every container started here carries
-`bench=<run id>` and is removed at the end, on failure and on Ctrl-C / SIGTERM too.
+profile goes into the JSON and the document. The measured commands use a policy cache of the
+run's own (a temporary POLICY_CACHE_DIR): warm = its entry is there, cold = `--no-cache`. Every
+container started here carries `bench=<run id>` and is removed at the end, on failure and on
+Ctrl-C / SIGTERM too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.chdir(Path(__file__).resolve().parent.parent)
@@ -31,6 +35,7 @@ from bench import common, report  # noqa: E402
 
 BENCHMARKS = ("validate", "launch", "audit")
 DOC = common.ROOT / "docs" / "benchmarks.md"
+SCHEMA = "container-policy/bench/v2"  # v2: cold and warm policy cache, the rows of issue 13
 
 
 def main() -> int:
@@ -39,6 +44,18 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only these")
     parser.add_argument("--no-profile", action="store_true", help="never profile missed targets")
     parser.add_argument("--report-only", action="store_true", help="regenerate the document only")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        metavar="JSON",
+        help="with --report-only: render this results file (default bench/results/latest.json)",
+    )
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        metavar="FILE",
+        help="with --report-only: write the document here (default docs/benchmarks.md)",
+    )
     parser.add_argument(
         "--write-docs", action="store_true", help="with --quick: write docs/benchmarks.md anyway"
     )
@@ -51,9 +68,19 @@ def main() -> int:
     out_path = common.RESULTS / ("quick.json" if args.quick else "latest.json")
 
     if args.report_only:
-        results = json.loads((common.RESULTS / "latest.json").read_text())
-        DOC.write_text(report.render(results), encoding="utf-8")
-        common.log(f"wrote {DOC}")
+        source = args.results or common.RESULTS / "latest.json"
+        if not source.exists():
+            raise SystemExit(f"bench: no results at {source}: run `python bench/run.py` first")
+        stored: dict[str, Any] = json.loads(source.read_text())
+        if stored.get("schema") != SCHEMA:
+            raise SystemExit(
+                f"bench: {source} is {stored.get('schema')!r}, not {SCHEMA!r}: re-run the "
+                "benchmarks (the document's tables need the new shape)"
+            )
+        doc = args.doc or DOC
+        doc.write_text(report.render(stored), encoding="utf-8")
+        common.log(f"wrote {doc} from {source}")
+        print(report.console_summary(stored))
         return 0
 
     common.install_sigterm()
@@ -69,12 +96,15 @@ def main() -> int:
             )
 
     selected = args.only or list(BENCHMARKS)
-    results: dict = {}
+    results: dict[str, Any] = {}
     if args.only and out_path.exists():
         results = json.loads(out_path.read_text())  # keep the benchmarks not re-measured
+        if results.get("schema") != SCHEMA:  # ... unless they are of another shape
+            common.log(f"{out_path} is {results.get('schema')!r}: its other benchmarks dropped")
+            results = {}
     results.update(
         {
-            "schema": "container-policy/bench/v1",
+            "schema": SCHEMA,
             "run_id": common.RUN_ID,
             "quick": args.quick,
             "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -88,37 +118,13 @@ def main() -> int:
     try:
         policies = common.make_policy_copy(tmp)
         common.log(f"run {common.RUN_ID}: policy copy in {policies}")
-        for name in selected:
-            t0 = time.perf_counter()
-            meta = {
-                "measured_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-                "run_id": common.RUN_ID,
-                "code_fingerprint_before": common.code_fingerprint(),
-            }
-            try:
-                if name == "validate":
-                    from bench import validate
-
-                    data = validate.main(args.quick, profile)
-                elif name == "launch":
-                    from bench import launch
-
-                    data = launch.main(policies, args.quick, profile)
-                else:
-                    from bench import audit
-
-                    data = audit.main(api, policies, args.quick, profile)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # one broken benchmark does not lose the others' figures
-                common.log(f"{name} failed: {exc!r}")
-                data = {"error": "".join(traceback.format_exception(exc))[-3000:]}
-            meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-            meta["duration_s"] = round(time.perf_counter() - t0, 1)
-            meta["code_fingerprint_after"] = common.code_fingerprint()
-            results[name] = {"meta": meta, **data}
-            _write(out_path, results)
+        with common.policy_cache_dir() as cache:  # the bench's own, removed at the end
+            common.log(f"policy cache of the measured commands: {cache}")
+            results["policy_cache"] = (
+                "a temporary directory of the benchmark's own, removed at the end "
+                f"(POLICY_CACHE_DIR={cache})"
+            )
+            _measure(selected, results, out_path, api, policies, args.quick, profile)
     finally:
         removed = common.cleanup(api)
         left = common.our_containers(api)
@@ -143,7 +149,50 @@ def main() -> int:
     return 0
 
 
-def _write(path: Path, results: dict) -> None:
+def _measure(
+    selected: list[str],
+    results: dict[str, Any],
+    out_path: Path,
+    api: object,
+    policies: Path,
+    quick: bool,
+    profile: bool,
+) -> None:
+    """Each selected benchmark in turn, its figures written to out_path as soon as it ends."""
+    for name in selected:
+        t0 = time.perf_counter()
+        meta: dict[str, Any] = {
+            "measured_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+            "run_id": common.RUN_ID,
+            "code_fingerprint_before": common.code_fingerprint(),
+        }
+        try:
+            if name == "validate":
+                from bench import validate
+
+                data = validate.main(quick, profile)
+            elif name == "launch":
+                from bench import launch
+
+                data = launch.main(policies, quick, profile)
+            else:
+                from bench import audit
+
+                data = audit.main(api, policies, quick, profile)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one broken benchmark does not lose the others' figures
+            common.log(f"{name} failed: {exc!r}")
+            data = {"error": "".join(traceback.format_exception(exc))[-3000:]}
+        meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        meta["duration_s"] = round(time.perf_counter() - t0, 1)
+        meta["code_fingerprint_after"] = common.code_fingerprint()
+        results[name] = {"meta": meta, **data}
+        _write(out_path, results)
+
+
+def _write(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
