@@ -319,31 +319,27 @@ def named(name: str | bytes, content: str = BASE + SENTINEL) -> Writer:
     return write
 
 
-def guardrails_symlink(target: str) -> Writer:
+def with_guardrails(make: Callable[[Path], object]) -> Writer:
+    """The clean policy, and a `guardrails.toml` next to it made by `make(path)`."""
+
     def write(project: Path) -> Path:
         directory = policies(project)
         (directory / "policy.toml").write_text(BASE)
-        (directory / "guardrails.toml").symlink_to(target)
+        make(directory / "guardrails.toml")
         return directory
 
     return write
 
 
-def guardrails_fifo(project: Path) -> Path:
-    directory = policies(project)
-    (directory / "policy.toml").write_text(BASE)
-    os.mkfifo(directory / "guardrails.toml")
-    return directory
+def guardrails_symlink(target: str) -> Writer:
+    return with_guardrails(lambda path: path.symlink_to(target))
+
+
+guardrails_fifo = with_guardrails(os.mkfifo)
 
 
 def guardrails_bytes(content: bytes) -> Writer:
-    def write(project: Path) -> Path:
-        directory = policies(project)
-        (directory / "policy.toml").write_text(BASE)
-        (directory / "guardrails.toml").write_bytes(content)
-        return directory
-
-    return write
+    return with_guardrails(lambda path: path.write_bytes(content))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -587,21 +587,30 @@ _TZ = st.sampled_from(
         dt.timezone(-dt.timedelta(hours=8)),
     ]
 )
-_SCALARS = (
-    st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats()
-    | st.booleans()
-    | st.text(max_size=8)
-    | st.dates()
-    | st.datetimes(timezones=_TZ)
-    | st.times()
-)
-_VALUES = st.recursive(
-    _SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(_KEYS, children, max_size=4),
-    max_leaves=24,
-)
-_DOCUMENTS = st.dictionaries(_KEYS, _VALUES, max_size=6)
+
+
+def _documents(floats: st.SearchStrategy[float]) -> st.SearchStrategy[dict[str, Any]]:
+    """TOML documents of every value type, their floats drawn from `floats`."""
+    scalars = (
+        st.integers(min_value=-(2**63), max_value=2**63 - 1)
+        | floats
+        | st.booleans()
+        | st.text(max_size=8)
+        | st.dates()
+        | st.datetimes(timezones=_TZ)
+        | st.times()
+    )
+    values = st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(_KEYS, children, max_size=4)
+        ),
+        max_leaves=24,
+    )
+    return st.dictionaries(_KEYS, values, max_size=6)
+
+
+_DOCUMENTS = _documents(st.floats())
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -728,26 +737,7 @@ def _basic_string(text: str) -> str:
     return '"' + json.dumps(text, ensure_ascii=False)[1:-1].replace("\x7f", "\\u007f") + '"'
 
 
-_FINITE_SCALARS = (
-    st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.booleans()
-    | st.text(max_size=8)
-    | st.dates()
-    | st.datetimes(timezones=_TZ)
-    | st.times()
-)
-_FINITE_DOCUMENTS = st.dictionaries(
-    _KEYS,
-    st.recursive(
-        _FINITE_SCALARS,
-        lambda children: (
-            st.lists(children, max_size=4) | st.dictionaries(_KEYS, children, max_size=4)
-        ),
-        max_leaves=24,
-    ),
-    max_size=6,
-)
+_FINITE_DOCUMENTS = _documents(st.floats(allow_nan=False))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
