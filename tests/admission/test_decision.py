@@ -21,8 +21,8 @@ from engine.admission.protocol import parse_request
 from engine.admission.server import AdmissionServer
 from policy.errors import UnusablePolicy
 from policy.loader import Policy, load_policy
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

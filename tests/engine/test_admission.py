@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,12 +24,10 @@ import pytest
 
 from engine import labels as L
 from tests.faults.engines import ExtraEngine, extra_engine
+from tests.helpers import POLICIES, ROOT, TEST_IMAGE, wait_for
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
-POLICIES = ROOT / "policies"
-IMAGE = "simple-test-isolation:latest"
 POLICY = [sys.executable, "-m", "engine.cli"]
 
 
@@ -43,14 +40,6 @@ def _answers(path: Path) -> bool:
         return False
     finally:
         probe.close()
-
-
-def _until(condition: object, what: str, deadline: float = 30) -> None:
-    end = time.monotonic() + deadline
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > end:
-            pytest.fail(f"gave up after {deadline:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -75,7 +64,9 @@ def plugin(tmp: Path, project: Path, *options: str) -> Iterator[Plugin]:
     argv += ["--project", str(project), "--log", str(log), *options]
     process = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE)
     try:
-        _until(lambda: _answers(path) or process.poll() is not None, f"plugin {name}")
+        wait_for(
+            lambda: _answers(path) or process.poll() is not None, f"plugin {name}", deadline=30
+        )
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         yield Plugin(name, path, log, process)
     finally:
@@ -160,7 +151,7 @@ def test_the_rendered_docker_run_line_is_allowed(setup: Setup) -> None:
 def test_a_plain_docker_run_is_refused_naming_each_field(
     setup: Setup, flags: list[str], fields: list[str]
 ) -> None:
-    message = setup.refused(setup.docker("run", "--rm", *flags, IMAGE, "true"))
+    message = setup.refused(setup.docker("run", "--rm", *flags, TEST_IMAGE, "true"))
     assert "profile 'isolation'" in message
     for field in fields:
         assert f"{field}: profile has" in message
@@ -173,7 +164,9 @@ def test_forged_reserved_labels_with_other_settings_are_refused(setup: Setup) ->
         line.split('"')[1] for line in shown.stdout.splitlines() if line.startswith("digest")
     )
     forged = ["--label", f"{L.PROFILE}=isolation", "--label", f"{L.DIGEST}={digest}"]
-    message = setup.refused(setup.docker("run", "--rm", *forged, "--privileged", IMAGE, "true"))
+    message = setup.refused(
+        setup.docker("run", "--rm", *forged, "--privileged", TEST_IMAGE, "true")
+    )
     assert message.startswith("the request differs from profile 'isolation'")
     assert "privileged: profile has False, request has True" in message
     assert not setup.engine.containers()
@@ -194,7 +187,11 @@ def test_update_beyond_the_profile_is_refused_and_reads_keep_working(setup: Setu
         assert json.loads(inspect.stdout)[0]["HostConfig"]["Memory"] == 1024**3
         ps = setup.docker("ps", "-q", "--no-trunc")
         assert container in ps.stdout.split(), ps.stderr
-        _until(lambda: "ready" in setup.docker("logs", container).stdout, "the container's log")
+        wait_for(
+            lambda: "ready" in setup.docker("logs", container).stdout,
+            "the container's log",
+            deadline=30,
+        )
         refused_exec = setup.docker("exec", "--privileged", container, "true")
         assert "privileged exec is refused" in setup.refused(refused_exec)
         assert "commit is refused" in setup.refused(setup.docker("commit", container, "x:y"))
