@@ -46,6 +46,9 @@ def register(sub: Subparsers) -> None:
         help="authorization plugin: only vetted profiles reach the engine",
         description="Admission control for a Docker engine: an authorization plugin that lets "
         "containers be created only through vetted profiles.",
+        epilog="examples:\n  policy admission install --daemon-json /etc/docker/daemon.json\n"
+        "  policy admission serve --policies policies/ --mode audit\n"
+        "  policy admission uninstall --write",
     )
     commands = admission.add_subparsers(dest="admission_command", metavar="COMMAND")
     serve = add_command(commands, "serve", help="run the plugin", description=SERVE_HELP)
