@@ -846,6 +846,34 @@ def analysis(r: dict[str, Any]) -> list[str]:
     return ["### Reading of the profiles, and suggested fixes", "", note, "", body.strip(), ""]
 
 
+def admission_section(r: dict[str, Any]) -> list[str]:
+    """The admission plugin's added latency (issue 16): paired against the same kind of engine
+    without the plugin, in the same run."""
+    data = r.get("admission")
+    if not data or "rows" not in data:
+        return ["## Admission plugin", "", _missing(r, "admission"), ""]
+    lines = [
+        "## Admission plugin",
+        "",
+        _meta(data),
+        "",
+        "Two extra engines of the same kind, one started with `--authorization-plugin` and "
+        "`policy admission serve`, one without; each round measures the same request on both, "
+        "in alternating order (`bench/admission.py`). Target: at most "
+        f"{data['target_ms']} ms added per request: **{'met' if data['met'] else 'not met'}** "
+        f"(worst {data['worst_added_ms']} ms).",
+        "",
+        "| what | rounds | with the plugin | without | added (median of pairs) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        lines.append(
+            f"| {row['what']} | {row['rounds']} | {row['with_plugin_ms']} ms | "
+            f"{row['without_ms']} ms | {row['added_ms']} ms | {row['ratio']}x |"
+        )
+    return [*lines, ""]
+
+
 def render(r: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
@@ -891,6 +919,7 @@ def render(r: dict[str, Any]) -> str:
         *audit_section(r),
         *launch_section(r),
         *validate_section(r),
+        *admission_section(r),
         *obstacles(r),
         *analysis(r),
     ]
