@@ -8,112 +8,31 @@ Results go to stdout, progress and summaries to stderr. The one `except Error` i
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
+from typing import TYPE_CHECKING
 
-from engine.cli.common import OK, USAGE, Parser, formatter
-from policy.errors import Error
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["build_parser", "main"]
 
 
-class _Version(argparse.Action):
-    """`--version`, reading the version only when asked."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        from engine.version import version
-
-        print(f"policy {version()}")
-        parser.exit()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from engine.cli import admission_commands, audit_commands, launch_commands, policy_commands
-
-    parser = Parser(
-        prog="policy",
-        formatter_class=formatter,
-        description="Vetted container profiles: validate them, render them, launch tests "
-        "through them, audit what runs.",
-        epilog="exit codes: 0 ok, 1 findings, 2 usage or engine error\n"
-        "example: policy validate policies/ && policy show isolation",
-    )
-    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    policy_commands.register(sub)
-    launch_commands.register(sub)
-    audit_commands.register(sub)
-    admission_commands.register(sub)
-    return parser
-
-
-_terminated = False
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM ends a run like Ctrl-C does: the container is stopped and removed."""
-    global _terminated
-    _terminated = True
-    raise KeyboardInterrupt
-
-
-def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
-    # Everything after the first `--` is the container's command, never an option of ours
-    # (argparse mishandles `--` after a subcommand's optional arguments).
-    if "--" not in argv:
-        return argv, []
-    split = argv.index("--")
-    return argv[:split], argv[split + 1 :]
-
-
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import threading
-
+    """`policy ARGV...`: its exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments == ["--version"]:
-        # The one command with nothing to parse: not worth building every parser for. It ends
+        # The one command with nothing to parse: not worth importing the parsers for. It ends
         # as argparse's `--version` does (SystemExit 0), whichever way it is spelled.
         from engine.version import version
 
         print(f"policy {version()}")
-        raise SystemExit(OK)
-    # pydantic looks for plugins through importlib.metadata (about 40 ms) when it builds its
-    # first validator; this command uses none. A user who sets the variable decides.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    parser = build_parser()
-    ours, command = _split_command(arguments)
-    args: argparse.Namespace | None = None
-    try:
-        args = parser.parse_args(ours)
-        args.cmd = command
-        if not getattr(args, "func", None):
-            parser.print_help(sys.stderr)
-            return USAGE
-        code: int = args.func(args)
-        return code
-    except Error as exc:
-        from engine.cli.common import print_diagnostics
-        from policy.diagnostics import printable
+        raise SystemExit(0)
+    from engine.cli.app import main as run
 
-        # Line by line: some messages are several lines on purpose (a verification report).
-        message = "\n".join(printable(line) for line in exc.message.split("\n"))
-        print(f"policy: error: {message}", file=sys.stderr)
-        print_diagnostics(exc.diagnostics, sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        launched = args is not None and getattr(args, "launches", False)
-        print(
-            "policy: interrupted" + ("; the container was stopped and removed" if launched else ""),
-            file=sys.stderr,
-        )
-        return 143 if _terminated else 130
-    except BrokenPipeError:
-        return OK
+    return run(arguments)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def build_parser() -> argparse.ArgumentParser:
+    from engine.cli.app import build_parser as build
+
+    return build()

@@ -241,7 +241,7 @@ def test_signal_to_parallel_workers_removes_every_worker(
 def test_sigterm_handler_is_what_the_in_process_tests_assume() -> None:
     """The in-process tests stand in for signals with KeyboardInterrupt: check that `main`
     really turns SIGTERM into KeyboardInterrupt (and marks it for exit 143)."""
-    from engine import cli
+    from engine.cli import app as cli
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
