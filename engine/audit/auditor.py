@@ -15,8 +15,6 @@ import threading
 from typing import Any
 
 from engine import labels as L
-from engine.audit.as_profile import profile_from_inspect
-from engine.audit.deep import compare_kernel, kernel_view, owned_by
 from engine.audit.drift import Drift, diff
 from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
 from engine.audit.observe import observed_settings
@@ -27,9 +25,7 @@ from engine.render.walk import walk
 from policy.canonical import SOURCE_KEY
 from policy.diagnostics import Location, Severity
 from policy.errors import EngineError
-from policy.evaluate import evaluate
 from policy.loader import Policy
-from policy.model import Profile
 
 INSPECT_WORKERS = 16
 # Environment the launcher itself adds (parallel workers), accepted when numeric.
@@ -130,9 +126,7 @@ class Auditor:
             findings.append(self._stale(profile_name, str(labels.get(L.DIGEST)), drifts, base))
             # Labels are only a claim: whatever they say, what runs must meet the rules. (Two
             # hand-set labels must not turn a privileged container into a mere warning.)
-            findings.extend(
-                self._rule_findings(profile_from_inspect(inspect, image), base, profile_name)
-            )
+            findings.extend(self._rule_findings(inspect, image, base, profile_name))
         else:
             findings.extend(self._drift(profile_name, d, base) for d in drifts)
         if self.deep:
@@ -187,6 +181,8 @@ class Auditor:
         profile: str,
         base: dict[str, Any],
     ) -> list[Finding]:
+        from engine.audit.deep import compare_kernel, kernel_view, owned_by
+
         # Only where this machine's /proc shows the container's own process: proven from the
         # process's cgroup, not guessed from the engine's URL.
         pid = inspect.state.pid
@@ -208,13 +204,22 @@ class Auditor:
     def _unmanaged(
         self, inspect: ContainerInspect, image: ImageConfig, base: dict[str, Any]
     ) -> list[Finding]:
-        return self._rule_findings(profile_from_inspect(inspect, image), base, None)
+        return self._rule_findings(inspect, image, base, None)
 
     def _rule_findings(
-        self, profile: Profile, base: dict[str, Any], declared: str | None
+        self,
+        inspect: ContainerInspect,
+        image: ImageConfig,
+        base: dict[str, Any],
+        declared: str | None,
     ) -> list[Finding]:
         """The security rules and guardrails applied to a container as it is (one evaluation,
-        `policy.evaluate`, shared with `policy validate`)."""
+        `policy.evaluate`, shared with `policy validate`). Imported here: an audit of managed
+        containers only never pays for the rules, the guardrails or the capture."""
+        from engine.audit.as_profile import profile_from_inspect
+        from policy.evaluate import evaluate
+
+        profile = profile_from_inspect(inspect, image)
         return [
             Finding(
                 Kind.UNMANAGED,
