@@ -51,6 +51,8 @@ def spec_for(
     )
 
 
+# `launch` and `container` spell out the same keyword parameters on purpose: they are the public
+# API, and `help()`, IDEs and type checkers show a signature only when it is written out.
 def launch(
     profile: str,
     command: Sequence[str] = (),
