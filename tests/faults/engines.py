@@ -157,6 +157,7 @@ class ExtraEngine:
         except RuntimeError as exc:
             if "failed to start containerd" not in str(exc):
                 raise
+            self._log.close()
             self._start_once(deadline)
 
     def _start_once(self, deadline: float) -> None:
