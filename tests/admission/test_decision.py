@@ -21,6 +21,7 @@ from engine.admission.protocol import parse_request
 from engine.admission.server import AdmissionServer
 from policy.errors import UnusablePolicy
 from policy.loader import Policy, load_policy
+from tests.documents import RECORDED_PROJECT
 from tests.helpers import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -28,8 +29,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    # The recorded `policy run` was launched from this checkout: the same project.
-    return load_policy([ROOT / "policies"], ROOT)
+    # The recorded `policy run` was launched from a checkout at /work/main: this checkout's
+    # policies with that project, wherever this checkout is (a fresh clone in CI is elsewhere).
+    return load_policy([ROOT / "policies"], RECORDED_PROJECT)
 
 
 def recorded(name: str) -> dict[str, Any]:
