@@ -185,13 +185,13 @@ class DockerEngine:
     def attach(self, container: str) -> OutputChunks:
         """See `Engine.attach`."""
         with self.errors("attach to the container"):
-            chunks: OutputChunks = self.api.attach(container, stream=True, logs=True, demux=True)
+            chunks: OutputChunks = self.api.attach(container, stream=True, logs=False, demux=True)
             return chunks
 
     def attach_socket(self, container: str) -> Any:
         """See `Engine.attach_socket`: the raw socket under the SDK's wrapper."""
         with self.errors("attach to the container"):
-            params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+            params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             sock = self.api.attach_socket(container, params=params)
             return getattr(sock, "_sock", sock)
 

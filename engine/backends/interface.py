@@ -243,11 +243,14 @@ class Engine(Protocol):
     def start(self, container: str) -> None: ...
 
     def attach(self, container: str) -> OutputChunks:
-        """The container's output from its beginning, as it comes."""
+        """The container's output from now on, as it comes: attach before `start` to get all of
+        it. (Not with the engine's `logs=1`: the engine subscribes the stream before it replays
+        the log, so a line written during the replay would arrive twice.)"""
         ...
 
     def attach_socket(self, container: str) -> Any:
-        """A socket joined to the container's stdin and output (for an interactive shell)."""
+        """A socket joined to the container's stdin and output (for an interactive shell), from
+        now on, as `attach`."""
         ...
 
     def resize(self, container: str, height: int, width: int) -> None: ...

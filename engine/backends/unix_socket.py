@@ -149,12 +149,12 @@ class SocketEngine:
 
     def attach(self, container: str) -> doc.OutputChunks:
         """See `Engine.attach`: the multiplexed stream, frame by frame, from its beginning."""
-        query = {"logs": 1, "stream": 1, "stdout": 1, "stderr": 1}
+        query = {"stream": 1, "stdout": 1, "stderr": 1}
         return frames(self._upgrade(f"/containers/{_q(container)}/attach", query))
 
     def attach_socket(self, container: str) -> Any:
         """See `Engine.attach_socket`."""
-        query = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        query = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         return self._upgrade(f"/containers/{_q(container)}/attach", query)
 
     def resize(self, container: str, height: int, width: int) -> None:
