@@ -89,15 +89,22 @@ compose_ok() {
     have docker-compose && docker-compose version >/dev/null 2>&1
 }
 
+# A C compiler that links statically: the seccomp tests build their probe with it.
+static_cc_ok() {
+    have gcc && printf 'int main(void){return 0;}\n' | gcc -static -x c -o /dev/null - 2>/dev/null
+}
+
 ensure_tools() {
     local want=()
     busybox_static_ok || want+=(busybox-static)
     compose_ok || want+=(docker-compose)
+    static_cc_ok || want+=(gcc libc6-dev)
     [ "${#want[@]}" -eq 0 ] && return 0
     if can_apt; then
         apt_install "${want[@]}"
         busybox_static_ok || log "WARNING: no statically linked busybox on PATH after install"
         compose_ok || log "WARNING: docker-compose still does not work after install"
+        static_cc_ok || log "WARNING: gcc cannot link statically after install (libc6-dev?)"
     else
         log "WARNING: missing ${want[*]}; install them (as root: apt-get install ${want[*]})"
     fi
