@@ -7,6 +7,7 @@ host, which `owned_by` proves for each container from the process's cgroup.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,18 @@ def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) ->
             size = next((o[5:] for o in super_options if o.startswith("size=")), None)
             tmpfs[target] = units.parse_size(size) if size else None
     out["tmpfs_sizes"] = tmpfs
+    # The mode of each tmpfs as the container sees it (its root, through /proc): the engine gives
+    # a tmpfs over a directory of the image that directory's mode, whatever was asked.
+    modes: dict[str, str] = {}
+    for target in tmpfs:
+        try:
+            modes[target] = (
+                f"{os.stat(proc / str(pid) / 'root' / target.lstrip('/')).st_mode & 0o7777:o}"
+            )
+        except OSError:
+            continue
+    if modes:  # none when the process's root is not readable from here
+        out["tmpfs_modes"] = modes
     out.update(_cgroup_limits(_read(proc / str(pid) / "cgroup") or "", cgroup_root))
     return out
 
@@ -139,4 +152,7 @@ def compare_kernel(expected: dict[str, Any], kernel: dict[str, Any]) -> list[tup
             out.append((f"tmpfs {path}", spec["size"], "not mounted"))
         elif sizes[path] != spec["size"]:
             out.append((f"tmpfs {path} size", spec["size"], sizes[path]))
+        mode = (kernel.get("tmpfs_modes") or {}).get(path)
+        if spec.get("mode") is not None and mode is not None and mode != spec["mode"]:
+            out.append((f"tmpfs {path} mode", spec["mode"], mode))
     return out

@@ -24,6 +24,7 @@ from engine.backends.interface import (
     ImageInspect,
     OutputChunks,
     parse,
+    unix_mode,
 )
 from policy.errors import EngineError
 
@@ -198,6 +199,24 @@ class DockerEngine:
     def resize(self, container: str, height: int, width: int) -> None:
         with self.errors("resize the terminal of"):
             self.api.resize(container, height=height, width=width)
+
+    def path_mode(self, container: str, path: str) -> int | None:
+        """See `Engine.path_mode`. The SDK has no HEAD of the archive: start the GET, read its
+        stat header, and close the stream unread."""
+        import docker.errors
+
+        try:
+            bits, stat = self.api.get_archive(container, path)
+        except docker.errors.NotFound:
+            return None
+        except Exception:
+            with self.errors("read a path of the container"):
+                raise
+            raise  # pragma: no cover - errors() always raises
+        close = getattr(bits, "close", None)
+        if close is not None:
+            close()
+        return unix_mode(int(stat["mode"]))
 
     def wait(self, container: str, timeout: float | None) -> int:
         """See `Engine.wait`."""

@@ -199,6 +199,17 @@ class EventStream(Protocol):
 D = TypeVar("D", bound="_Document")
 
 
+def unix_mode(go_mode: int) -> int:
+    """The Unix permission bits (setuid, setgid, sticky included) of a Go `os.FileMode`, as the
+    engine's path stats carry it: Go keeps those three flags far above 0o7777 (1<<23, 1<<22,
+    1<<20), so `mode & 0o7777` would lose /tmp's sticky bit."""
+    bits = go_mode & 0o777
+    for flag, unix in ((1 << 23, 0o4000), (1 << 22, 0o2000), (1 << 20, 0o1000)):
+        if go_mode & flag:
+            bits |= unix
+    return bits
+
+
 def parse(model: type[D], document: Any, what: str, engine: str) -> D:
     """`document` as `model`, or a `DocumentError` saying which engine sent what."""
     try:
@@ -254,6 +265,11 @@ class Engine(Protocol):
         ...
 
     def resize(self, container: str, height: int, width: int) -> None: ...
+
+    def path_mode(self, container: str, path: str) -> int | None:
+        """The permission bits of `path` in the container's file system (for a created, not yet
+        started container: the image's), or None when there is nothing at `path`."""
+        ...
 
     def wait(self, container: str, timeout: float | None) -> int:
         """The exit code; raises `TimeoutError` if the container runs longer than `timeout`."""

@@ -119,6 +119,19 @@ class UnixHttp:
             return decoded(response.status, data)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def head(self, path: str, query: dict[str, Any]) -> tuple[int, http.client.HTTPMessage]:
+        """The status and headers of a HEAD request (its own connection: no body to read)."""
+        conn = UnixConnection(self.path, self.timeout)
+        try:
+            conn.request("HEAD", self.url(path, query))
+            response = conn.getresponse()
+            response.read()
+            return response.status, response.headers
+        except (OSError, http.client.HTTPException) as exc:
+            raise Unreachable(exc) from None
+        finally:
+            conn.close()
+
     def upgrade(self, path: str, query: dict[str, Any]) -> socket.socket:
         """A socket joined to the stream `path` answers with (`Upgrade: tcp`), from its start."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -165,6 +165,23 @@ class SocketEngine:
             query={"h": height, "w": width},
         )
 
+    def path_mode(self, container: str, path: str) -> int | None:
+        """See `Engine.path_mode`: the archive endpoint's HEAD, which stats `path` without
+        sending the tree under it."""
+        action = "read a path of the container"
+        try:
+            status, headers = self._http.head(
+                f"/containers/{_q(container)}/archive", {"path": path}
+            )
+        except Unreachable as exc:
+            raise self._unreachable(action, exc.cause) from None
+        if status == 404:
+            return None
+        stat = headers.get("X-Docker-Container-Path-Stat")
+        if status >= 400 or not stat:
+            raise EngineError(f"engine {self.name} refused to {action}: HTTP {status}")
+        return _permission_bits(stat, self.name)
+
     def wait(self, container: str, timeout: float | None) -> int:
         """See `Engine.wait`."""
         # Without a profile timeout the wait lasts as long as the container runs (a year stands
@@ -247,6 +264,19 @@ class _Events:
                 sock.shutdown(socket.SHUT_RDWR)
         if not self._reading:
             self._conn.close()
+
+
+def _permission_bits(encoded: str, engine: str) -> int:
+    """The permission bits of a Go `os.FileMode` in the engine's base64 JSON path stat."""
+    import base64
+
+    try:
+        mode = json.loads(base64.b64decode(encoded))["mode"]
+    except (ValueError, KeyError, TypeError):
+        raise EngineError(f"engine {engine} sent a path stat this tool cannot read") from None
+    if not isinstance(mode, int):
+        raise EngineError(f"engine {engine} sent a path stat this tool cannot read")
+    return doc.unix_mode(mode)
 
 
 def _filters(filters: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from engine.audit.drift import diff
+from engine.audit.drift import Drift, diff
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, Engine, ImageInspect
 from engine.launcher.mounts import prepare_mounts
@@ -32,10 +32,32 @@ def verify(
     if image is None or image.id != inspect.image:
         image = engine.inspect_image(inspect.image)
     expected = render(ExpectedSettings(image.config), spec.walked).value
-    drifts = diff(expected, observed_settings(inspect, image.config))
+    drifts = diff(expected, observed_settings(inspect, image.config)) + tmpfs_modes(
+        engine, spec, container
+    )
     if drifts:
         raise VerificationError(spec.profile.name, drifts)
     return inspect
+
+
+def tmpfs_modes(engine: Engine, spec: LaunchSpec, container: str) -> list[Drift]:
+    """A tmpfs whose target the image already has gets that directory's mode from the engine,
+    not the profile's (Docker copies it up; `notmpcopyup` is refused): read the image's mode
+    before start and refuse the launch when it is not the profile's."""
+    drifts = []
+    for target, tmpfs in sorted(spec.profile.tmpfs.items()):
+        if tmpfs.mode is None:
+            continue
+        found = engine.path_mode(container, target)
+        if found is not None and found != tmpfs.mode:
+            drifts.append(
+                Drift(
+                    f"tmpfs.{target}.mode",
+                    f"{tmpfs.mode:o}",
+                    f"{found:o} (the image's {target}: the engine gives the tmpfs that mode)",
+                )
+            )
+    return drifts
 
 
 def create_verified(engine: Engine, spec: LaunchSpec, tty: bool = False) -> str:
