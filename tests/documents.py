@@ -56,8 +56,13 @@ def expected_settings(
     return render(ExpectedSettings(image_config(image)), walked).value
 
 
-def capture_toml(document: dict[str, Any], image: dict[str, Any], name: str | None = None) -> str:
-    return as_profile.capture_toml(inspect_doc(document), image_config(image), name)
+def capture_toml(
+    document: dict[str, Any],
+    image: dict[str, Any],
+    name: str | None = None,
+    seccomp_file: str | None = None,
+) -> str:
+    return as_profile.capture_toml(inspect_doc(document), image_config(image), name, seccomp_file)
 
 
 def profile_from_inspect(

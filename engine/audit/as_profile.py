@@ -9,6 +9,7 @@ from __future__ import annotations
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, ImageConfig
 from policy import units
+from policy.errors import UsageError
 from policy.model import Mount, Profile, Seccomp, Tmpfs
 
 
@@ -65,18 +66,45 @@ def profile_from_inspect(
     )
 
 
+def custom_seccomp_json(inspect: ContainerInspect) -> str | None:
+    """The custom seccomp profile the container was created with, as the engine keeps it (the
+    JSON itself, in its security options), or None when it has none."""
+    for opt in inspect.host_config.security_opt or []:
+        spelled = opt.replace(":", "=", 1) if opt.startswith("seccomp:") else opt
+        key, sep, value = spelled.partition("=")
+        if key == "seccomp" and sep and value.lstrip().startswith("{"):
+            return value
+    return None
+
+
 def capture_toml(
-    inspect: ContainerInspect, image: ImageConfig | None, name: str | None = None
+    inspect: ContainerInspect,
+    image: ImageConfig | None,
+    name: str | None = None,
+    seccomp_file: str | None = None,
 ) -> str:
-    """A policy file with one profile describing the container (`policy capture`)."""
+    """A policy file with one profile describing the container (`policy capture`). A custom
+    seccomp profile is referred to as `seccomp_file` (where the caller writes
+    `custom_seccomp_json`); without one, capturing it is refused rather than written as
+    something else."""
     from engine.render.interface import render
     from engine.render.toml import TomlProfile, document
     from engine.render.walk import walk
 
     profile = profile_from_inspect(inspect, image, name)
+    if profile.seccomp.mode == "custom":
+        if seccomp_file is None:
+            raise UsageError(
+                f"container {inspect.short_name} runs under a custom seccomp profile "
+                f"({profile.seccomp.digest}); it cannot go on standard output with the TOML: "
+                "give --output FILE, and the profile is written beside it"
+            )
+        seccomp = profile.seccomp.model_copy(update={"path": seccomp_file})
+        profile = profile.model_copy(update={"seccomp": seccomp})
     body = render(TomlProfile(), walk(profile, None)).value
     header = (
-        f"# Captured from container {inspect.id[:12]} ({inspect.short_name}). Review before "
-        'use: a custom seccomp profile cannot be recovered and is written as "default".\n'
+        f"# Captured from container {inspect.id[:12]} ({inspect.short_name}). Review before use.\n"
     )
+    if seccomp_file is not None and profile.seccomp.mode == "custom":
+        header += f"# Its custom seccomp profile, as the engine had it, is in {seccomp_file}.\n"
     return header + document(profile.name, body)

@@ -98,6 +98,14 @@ def _add_capture(sub: Subparsers) -> None:
     )
     p.add_argument("container", metavar="CONTAINER", help="container id or name")
     p.add_argument("--name", metavar="PROFILE", help="profile name (default: the container's)")
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="write the TOML here (atomically); a custom seccomp profile goes beside it as "
+        "FILE's name + .seccomp.json (required for such a container)",
+    )
     p.add_argument("--host", metavar="URL", help="engine (default: DOCKER_HOST or local)")
     p.set_defaults(func=cmd_capture)
 
@@ -191,7 +199,7 @@ def _print_audited(event: Audited, as_json: bool, threshold: Severity) -> bool:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from engine.audit.as_profile import capture_toml
+    from engine.audit.as_profile import capture_toml, custom_seccomp_json
     from engine.backends import connect
 
     engine = connect(args.host)
@@ -199,5 +207,23 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if inspect is None:
         raise UsageError(f"no container {args.container!r} on {engine.name}")
     image = engine.inspect_image(inspect.image).config
-    print(capture_toml(inspect, image, args.name), end="")
+    if args.output is None:
+        print(capture_toml(inspect, image, args.name), end="")
+        return OK
+    check_output_dir(args.output)
+    custom = custom_seccomp_json(inspect)
+    # Beside the TOML, named after it: a relative seccomp path resolves against its file.
+    seccomp_path = args.output.with_name(args.output.stem + ".seccomp.json")
+    text = capture_toml(inspect, image, args.name, seccomp_path.name if custom else None)
+    if custom is not None:
+        write_output(seccomp_path, json.dumps(json.loads(custom), indent=2))
+    write_output(args.output, text.rstrip("\n"))
+    return OK
+    check_output_dir(args.output)
+    seccomp_file = None
+    if custom is not None:
+        seccomp_path = args.output.with_name(args.output.stem + ".seccomp.json")
+        write_output(seccomp_path, json.dumps(json.loads(custom), indent=2))
+        seccomp_file = seccomp_path.name  # relative to the TOML, as policy files resolve it
+    write_output(args.output, capture_toml(inspect, image, args.name, seccomp_file).rstrip("\n"))
     return OK

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from engine import labels as L
+from engine.audit import as_profile
 from engine.audit.auditor import Auditor
 from engine.audit.deep import compare_kernel, kernel_view
 from engine.audit.drift import diff
@@ -23,6 +24,7 @@ from engine.render.settings import ALL_CAPABILITIES
 from policy import units
 from policy.canonical import digest
 from policy.diagnostics import Severity
+from policy.errors import UsageError
 from policy.loader import Policy, load_policy
 from tests.documents import (
     RECORDED_PROJECT,
@@ -312,7 +314,8 @@ def test_unmanaged_containers_are_judged_by_the_rules(
 
 
 def test_capture_describes_the_container(image: dict[str, Any], tmp_path: Path) -> None:
-    text = capture_toml(recorded("unmanaged-mixed"), image, "mixed")
+    # It runs under a custom seccomp profile: capture refers to the file it goes in.
+    text = capture_toml(recorded("unmanaged-mixed"), image, "mixed", "mixed.seccomp.json")
     assert text.startswith("# Captured from container ")
     doc = tomllib.loads(text)
     assert doc["version"] == 1
@@ -324,10 +327,30 @@ def test_capture_describes_the_container(image: dict[str, Any], tmp_path: Path) 
     assert body["labels"] == {"team": "ci"} and body["env"] == {"EXTRA": "1"}
     # Loads as a policy, and describes the same settings.
     (tmp_path / "captured.toml").write_text(text)
+    seccomp = as_profile.custom_seccomp_json(inspect_doc(recorded("unmanaged-mixed")))
+    (tmp_path / "mixed.seccomp.json").write_text(seccomp or "")
     loaded = load_policy([tmp_path], RECORDED_PROJECT).profiles["mixed"]
     again = profile_from_inspect(recorded("unmanaged-mixed"), image, "mixed")
     for key in ("memory", "cpus", "pids_limit", "cap_add", "cap_drop", "network", "read_only"):
         assert getattr(loaded, key) == getattr(again, key), key
+
+
+def test_capture_of_a_custom_seccomp_profile_writes_it_or_refuses(
+    image: dict[str, Any], tmp_path: Path
+) -> None:
+    # Never written as something else: without a file to put the profile in, capture refuses.
+    with pytest.raises(UsageError, match="custom seccomp profile"):
+        capture_toml(recorded("jit-launched"), image, "jit")
+    text = capture_toml(recorded("jit-launched"), image, "jit", "jit.seccomp.json")
+    assert tomllib.loads(text)["profiles"]["jit"]["seccomp"] == "jit.seccomp.json"
+    (tmp_path / "jit.toml").write_text(text)
+    json_text = as_profile.custom_seccomp_json(inspect_doc(recorded("jit-launched")))
+    assert json_text is not None
+    (tmp_path / "jit.seccomp.json").write_text(json_text)
+    loaded = load_policy([tmp_path], RECORDED_PROJECT).profiles["jit"]
+    # The same profile, by its digest, as the container runs under.
+    assert loaded.seccomp.canonical == observed_settings(recorded("jit-launched"), image)["seccomp"]
+    assert loaded.seccomp.canonical.startswith("sha256:")
 
 
 def test_capture_names_the_profile_after_the_container(image: dict[str, Any]) -> None:
