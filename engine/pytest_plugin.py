@@ -67,11 +67,13 @@ def vetted_container(request: pytest.FixtureRequest) -> Iterator[VettedContainer
     if not policies.is_absolute():
         policies = Path(request.config.rootpath) / policies
     from engine import history
-    from engine.history.jsonl import JsonLinesStore, default_path
+    from engine.history import jsonl, sqlite
     from engine.logs import logger
 
-    # Every launch from a test suite is in the launch record too, and its messages are shown.
-    history.use(JsonLinesStore(default_path()))
+    # Every launch from a test suite is in the launch record and the history too, and its
+    # messages are shown.
+    history.use(jsonl.JsonLinesStore(jsonl.default_path()))
+    history.use(sqlite.SqliteStore(sqlite.default_path(), sample_days=sqlite.default_sample_days()))
     logger.enable("engine")
     containers = VettedContainers(policies)
     try:

@@ -33,6 +33,19 @@ def policy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         os.environ["POLICY_CACHE_DIR"] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def history_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own launch history (processes they start inherit it): never the user's."""
+    path = tmp_path_factory.mktemp("history") / "history.sqlite"
+    before = os.environ.get("POLICY_HISTORY")
+    os.environ["POLICY_HISTORY"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("POLICY_HISTORY", None)
+    else:
+        os.environ["POLICY_HISTORY"] = before
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
     """A docker SDK client for the local engine, with the test image present."""

@@ -87,19 +87,33 @@ def add_log_args(parser: argparse.ArgumentParser) -> None:
         help="launch record (JSON lines; default $POLICY_RECORD or "
         "~/.local/state/container-policy/launches.jsonl)",
     )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        metavar="FILE",
+        help="launch history with usage, violations and test cases (SQLite; default "
+        "$POLICY_HISTORY or ~/.local/state/container-policy/history.sqlite)",
+    )
     parser.add_argument("--log-json", action="store_true", help="logs on stderr as JSON lines")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
 
 
 def configure_logs(args: argparse.Namespace) -> None:
-    """Logs on stderr as asked, and the launch record in `--record` (or its default)."""
+    """Logs on stderr as asked, the launch record in `--record` and the history in `--history`
+    (or their defaults)."""
     from engine import history
-    from engine.history.jsonl import JsonLinesStore, default_path
+    from engine.history import jsonl, sqlite
     from engine.logs import configure
 
     configure(args.verbose, args.log_json)
     history.reset()
-    history.use(JsonLinesStore(args.record or default_path()))
+    history.use(jsonl.JsonLinesStore(args.record or jsonl.default_path()))
+    history.use(
+        sqlite.SqliteStore(
+            getattr(args, "history", None) or sqlite.default_path(),
+            sample_days=sqlite.default_sample_days(),
+        )
+    )
 
 
 def positive_int(text: str) -> int:

@@ -1,7 +1,8 @@
 """The record of every launch, behind one store interface (`interface.HistoryStore`).
 
 A library stays quiet: nothing is recorded until its user asks (`use`). The CLI records to the
-JSON-lines file of `--record` or its default, and so does the pytest plugin.
+JSON-lines file of `--record` and to the SQLite history of `--history` (or their defaults), and
+so does the pytest plugin.
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ def reset() -> None:
     _stores.clear()
 
 
+def active() -> bool:
+    """Whether launches are recorded anywhere (else a launch need not gather its record)."""
+    return bool(_stores)
+
+
 def record(entry: LaunchRecord) -> None:
     """Keep `entry` in every store in use. A store that cannot be written is reported, never
     fatal: the launch already happened, and its result matters more than its record."""
-    from engine.logs import logger
+    from engine.history.interface import HistoryError
 
     for store in _stores:
         try:
             store.append(entry)
-        except OSError as exc:
+        except (OSError, HistoryError) as exc:
+            from engine.logs import logger
+
             logger.error(f"could not write the launch record to {store.name}: {exc}")

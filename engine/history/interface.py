@@ -1,7 +1,8 @@
 """The history store interface, and the one record every launch leaves.
 
 A store keeps `LaunchRecord`s in order. `jsonl.py` is the append-only JSON-lines file the CLI
-writes by default; a store of another kind (SQLite) is one more module implementing `HistoryStore`.
+writes by default; `sqlite.py` is the queryable history (usage, violations, samples, test
+cases) the CLI writes beside it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ import getpass
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from policy.errors import Error
+
+if TYPE_CHECKING:
+    from engine.monitor.figures import Usage
 
 
 def _now() -> str:
@@ -45,6 +51,29 @@ class LaunchRecord(BaseModel):
     exit_code: int | None = None
     duration: float | None = None
     left_behind: bool = False
+    # Where and under what it ran (optional: records of earlier versions have none of these).
+    host: str | None = None  # the machine `policy` ran on
+    engine: str | None = None  # the engine's URL
+    engine_version: str | None = None
+    cgroup_version: str | None = None
+    git_commit: str | None = None  # of the project directory's repository, when it is one
+    # For stores that keep more than the JSON line (sqlite.py); never written to the JSON line.
+    # The writable mounts' host directories, where the tests may have left JUnit XML:
+    results: tuple[str, ...] = Field((), exclude=True)
+    # An `engine.monitor.figures.Usage` (or None). Typed `object` on purpose: a pydantic schema
+    # of the dataclass costs every launch about 5 ms to build; `usage_summary` narrows it.
+    usage: object = Field(None, exclude=True)
+
+    @property
+    def usage_summary(self) -> Usage | None:
+        from engine.monitor.figures import Usage
+
+        return self.usage if isinstance(self.usage, Usage) else None
+
+
+class HistoryError(Error):
+    """A history store cannot be read or written (damaged, locked, of a newer version).
+    On the launch path it is reported and the run's own exit code stands (`history.record`)."""
 
 
 class HistoryStore(Protocol):

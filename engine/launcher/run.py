@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from engine import history
 from engine.backends.interface import ContainerInspect, Engine
+from engine.history.facts import launch_facts
 from engine.history.interface import LaunchRecord
 from engine.launcher.output import OutputPump, OutputSink
 from engine.launcher.spec import LaunchSpec, RunResult
@@ -74,6 +75,7 @@ def run(
 def _finish(engine: Engine, spec: LaunchSpec, at: _Progress, keep: bool) -> RunResult:
     """Remove the container (unless kept), then the result and its record."""
     duration = time.monotonic() - at.started
+    facts = launch_facts(engine, spec) if at.container else None  # asked while it is removed
     left_behind = False
     if at.container and (at.interrupted or not keep):
         left_behind = not remove_reliably(engine, at.container)
@@ -104,6 +106,8 @@ def _finish(engine: Engine, spec: LaunchSpec, at: _Progress, keep: bool) -> RunR
                 exit_code=result.exit_code,
                 duration=round(duration, 3),
                 left_behind=left_behind,
+                # The monitor's usage (issue 11), read as an attribute that may be absent.
+                **(facts.fields(getattr(result, "usage", None)) if facts else {}),
             )
         )
     return result

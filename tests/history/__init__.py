@@ -1,0 +1,1 @@
+"""Unit tests of engine/history/ on temporary files and databases."""
