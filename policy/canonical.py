@@ -13,8 +13,10 @@ from typing import Any
 
 from policy.model import Profile
 
-# Presentation only: renaming or re-describing a profile does not change how it runs.
-_NOT_DIGESTED = frozenset({"name", "description"})
+# Presentation only: renaming or re-describing a profile does not change how it runs. `monitor`
+# never reaches the engine either: it says how the launcher samples and judges the run, and a
+# container launched under other thresholds runs exactly the same.
+_NOT_DIGESTED = frozenset({"name", "description", "monitor"})
 
 
 def canonical_document(profile: Profile) -> dict[str, Any]:

@@ -151,6 +151,31 @@ def _mode(value: object) -> int:
     raise _fail(f'expected an octal mode string such as "1777", got {value!r}')
 
 
+def _share(value: object) -> float:
+    # A share of a limit: 0.9 (TOML may give the integer 1), or "90%" as people say it.
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%\s*", value):
+        share = float(value.strip().rstrip("%")) / 100
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        share = float(value)
+    else:
+        raise _fail(f'expected a share such as 0.9 or "90%", got {value!r}')
+    if not 0 < share <= 1:
+        raise _fail(f"a share must be above 0 and at most 1 (100%), got {value!r}")
+    return round(share, 4)
+
+
+def _interval(value: object) -> float:
+    seconds = _unit(units.parse_duration)(value)
+    assert isinstance(seconds, float)
+    # Faster than 10 samples a second costs more than it tells; slower than a minute misses
+    # everything a test run does.
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+        raise _fail(f"a sampling interval must be between 100ms and 60s, got {value!r}")
+    return seconds
+
+
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
+
 Size = Annotated[int, BeforeValidator(_unit(units.parse_size))]
 Duration = Annotated[float, BeforeValidator(_unit(units.parse_duration))]
 Cpus = Annotated[float, BeforeValidator(_unit(units.parse_cpus))]
@@ -165,6 +190,8 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 TmpfsOption = Literal["nosuid", "suid", "nodev", "dev", "noexec", "exec", "ro", "rw"]
 PositiveInt = Annotated[int, Field(gt=0, le=(1 << 31) - 1)]
+Share = Annotated[float, BeforeValidator(_share)]
+Interval = Annotated[float, BeforeValidator(_interval)]
 
 
 class _Input(BaseModel):
@@ -199,6 +226,17 @@ class HealthcheckInput(_Input):
     start_period: Duration | None = None
 
 
+class MonitorInput(_Input):
+    """`monitor = { ... }`: how a launch is sampled and what its summary calls a violation
+    (partial; see `Monitor`). Not sent to the engine, so not part of the digest."""
+
+    interval: Interval | None = None
+    memory_warn: Share | None = None
+    throttle_warn: Share | None = None
+    fd_growth_warn: PositiveInt | None = None
+    fail_on_violation: bool | None = None
+
+
 class ProfileInput(_Input):
     """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional."""
 
@@ -226,6 +264,7 @@ class ProfileInput(_Input):
     workdir: ContainerPath | None = None
     healthcheck: HealthcheckInput | None = None
     labels: dict[LabelKey, Text] | None = None
+    monitor: MonitorInput | None = None
 
 
 class WaiverInput(_Input):
@@ -274,6 +313,17 @@ class Healthcheck(_Canonical):
     start_period: float | None = None
 
 
+class Monitor(_Canonical):
+    """How launches of a profile are sampled and judged (`engine.monitor`): the defaults of
+    issue 11, each overridable in `[defaults]` or a profile's `monitor` table."""
+
+    interval: float = 1.0  # seconds between samples
+    memory_warn: float = 0.9  # warn when the memory peak reaches this share of `memory`
+    throttle_warn: float = 0.25  # warn when more than this share of CPU periods was throttled
+    fd_growth_warn: int = 16  # warn when this many more files are open at the end than at start
+    fail_on_violation: bool = False  # a warning fails the run (as --fail-on-violation does)
+
+
 class Seccomp(_Canonical):
     """`default`, `unconfined`, or a custom JSON profile known by its content hash."""
 
@@ -320,6 +370,9 @@ class Profile(_Canonical):
     workdir: str | None = None
     healthcheck: Healthcheck | None = None
     labels: dict[str, str] = {}
+    # Launcher-side only (never rendered, not digested): see `Monitor`. Constructed, as
+    # `seccomp` is, so that importing the model builds no validator.
+    monitor: Monitor = Monitor.model_construct()
 
     @property
     def uid(self) -> int | None:

@@ -22,8 +22,9 @@ from policy.mount_sources import resolve_source
 
 CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
 NAMESPACES = ("pid", "ipc", "uts")
-# Presentation, not a setting: never rendered, never refused.
-NOT_SETTINGS = frozenset({"name", "description"})
+# Presentation, and the launcher's own sampling (`monitor`), not settings of the container:
+# never rendered, never refused.
+NOT_SETTINGS = frozenset({"name", "description", "monitor"})
 SETTINGS = tuple(f for f in Profile.model_fields if f not in NOT_SETTINGS)
 
 

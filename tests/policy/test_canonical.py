@@ -249,7 +249,8 @@ def test_any_setting_change_changes_the_digest(
 
 
 def test_every_engine_field_is_covered_by_a_change() -> None:
-    presentation = {"name", "description"}
+    # `monitor` is the launcher's sampling, not the engine's: see the test below.
+    presentation = {"name", "description", "monitor"}
     assert set(Profile.model_fields) - presentation <= {field for field, _ in CHANGES}
 
 
@@ -261,6 +262,28 @@ def test_description_does_not_change_the_digest(
 ) -> None:
     data = {k: v for k, v in {**FULL, **changes}.items() if v is not None}
     assert profile_digest(tmp_path, data) == full_digest
+
+
+def test_monitor_thresholds_do_not_change_the_digest(tmp_path: Path, full_digest: str) -> None:
+    monitor = {"memory_warn": 0.5, "interval": "2s", "fail_on_violation": True}
+    policy = load_dicts(tmp_path, {"p.toml": {"profiles": {"a": {**FULL, "monitor": monitor}}}})
+    assert policy.profiles["a"].monitor.memory_warn == 0.5
+    assert digest(policy.profiles["a"]) == full_digest
+
+
+def test_monitor_tables_merge_key_by_key_down_the_chain(tmp_path: Path) -> None:
+    policy = load_dicts(
+        tmp_path,
+        {
+            "p.toml": {
+                "defaults": {"monitor": {"memory_warn": "80%", "interval": "500ms"}},
+                "profiles": {"a": {**FULL, "monitor": {"throttle_warn": 0.5}}},
+            }
+        },
+    )
+    monitor = policy.profiles["a"].monitor
+    assert (monitor.memory_warn, monitor.interval, monitor.throttle_warn) == (0.8, 0.5, 0.5)
+    assert monitor.fd_growth_warn == 16 and not monitor.fail_on_violation
 
 
 def test_renaming_a_profile_does_not_change_the_digest(tmp_path: Path, full_digest: str) -> None:
