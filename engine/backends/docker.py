@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.backends.interface import (
     ContainerInspect,
+    ContainerStats,
     ContainerSummary,
     CreateBody,
     EngineEvent,
@@ -158,6 +159,20 @@ class DockerEngine:
         with self.errors("follow the events of"):
             return _Events(self.api.events(filters=filters, decode=True), self.name)
 
+    def stats(self, container: str) -> _Stats:
+        """See `Engine.stats`. The SDK's `stats()` is a bare generator that cannot be closed
+        from another thread; its own request, wrapped as `events()` wraps its stream, can."""
+        from docker.types.daemon import CancellableStream
+
+        with self.errors("follow the stats of"):
+            api = self.api
+            response = api._get(
+                api._url("/containers/{0}/stats", container), params={"stream": True}, stream=True
+            )
+            api._raise_for_status(response)
+            stream = CancellableStream(api._stream_helper(response, decode=True), response)
+        return _Stats(stream, self.name)
+
     def inspect_image(self, image: str) -> ImageInspect:
         import docker.errors
 
@@ -257,6 +272,24 @@ class DockerEngine:
     def close(self) -> None:
         if self._api is not None:
             self._api.close()
+
+
+class _Stats:
+    """The SDK's decoded stats frames as a `StatsStream` of typed frames."""
+
+    def __init__(self, stream: Any, engine: str) -> None:
+        self._stream = stream
+        self._engine = engine
+
+    def __iter__(self) -> Iterator[ContainerStats]:
+        # The stream ends abruptly when it is closed from another thread: that is its end.
+        with contextlib.suppress(Exception):
+            for frame in self._stream:
+                yield parse(ContainerStats, frame, "stats frame", self._engine)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stream.close()
 
 
 class _Events:

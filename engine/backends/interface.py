@@ -196,6 +196,50 @@ class EventStream(Protocol):
     def close(self) -> None: ...
 
 
+class CpuUsageDoc(_Document):
+    total_usage: int | None = None  # nanoseconds of CPU, cumulative
+
+
+class ThrottlingDoc(_Document):
+    periods: int | None = None
+    throttled_periods: int | None = None
+
+
+class CpuStatsDoc(_Document):
+    cpu_usage: CpuUsageDoc = Field(default_factory=CpuUsageDoc)
+    throttling_data: ThrottlingDoc = Field(default_factory=ThrottlingDoc)
+
+
+class MemoryStatsDoc(_Document):
+    usage: int | None = None
+    max_usage: int | None = None  # cgroup v1 only: the kernel's peak
+    failcnt: int | None = None
+    stats: dict[str, int] | None = None  # memory.stat (v1 or v2 names)
+
+
+class PidsStatsDoc(_Document):
+    current: int | None = None
+    limit: int | None = None
+
+
+class ContainerStats(_Document):
+    """One frame of `GET /containers/{id}/stats?stream=1` (the engine sends one a second):
+    the figures of a container whose cgroup this machine cannot read (`engine.monitor`)."""
+
+    read: str | None = None  # the engine's clock, RFC 3339
+    cpu_stats: CpuStatsDoc = Field(default_factory=CpuStatsDoc)
+    memory_stats: MemoryStatsDoc = Field(default_factory=MemoryStatsDoc)
+    pids_stats: PidsStatsDoc = Field(default_factory=PidsStatsDoc)
+
+
+class StatsStream(Protocol):
+    """A container's stats frames: iterate them; `close()` ends them from another thread."""
+
+    def __iter__(self) -> Iterator[ContainerStats]: ...
+
+    def close(self) -> None: ...
+
+
 D = TypeVar("D", bound="_Document")
 
 
@@ -282,5 +326,10 @@ class Engine(Protocol):
         ...
 
     def events(self, filters: dict[str, Any]) -> EventStream: ...
+
+    def stats(self, container: str) -> StatsStream:
+        """The container's resource figures, one frame a second on one connection, until it
+        stops or the stream is closed (the monitor of an engine on another machine)."""
+        ...
 
     def close(self) -> None: ...

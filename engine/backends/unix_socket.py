@@ -229,12 +229,23 @@ class SocketEngine:
             raise self._unreachable(action, exc.cause) from None
         return _Events(conn, response, self.name)
 
+    def stats(self, container: str) -> _Stats:
+        """See `Engine.stats`."""
+        action = "follow the stats of"
+        try:
+            conn, response = self._http.stream(f"/containers/{_q(container)}/stats", {"stream": 1})
+        except ApiError as exc:
+            raise self._refused(action, exc) from None
+        except Unreachable as exc:
+            raise self._unreachable(action, exc.cause) from None
+        return _Stats(conn, response, self.name)
+
     def close(self) -> None:
         self._http.close()
 
 
-class _Events:
-    """The engine's event stream (one JSON document per line) as typed events."""
+class _Lines:
+    """A streaming answer of one JSON document per line, closable from another thread."""
 
     def __init__(
         self, conn: UnixConnection, response: http.client.HTTPResponse, engine: str
@@ -244,12 +255,12 @@ class _Events:
         self._engine = engine
         self._reading = False
 
-    def __iter__(self) -> Iterator[doc.EngineEvent]:
+    def documents(self) -> Iterator[Any]:
         self._reading = True
         try:
             while line := self._response.readline():
                 if line.strip():
-                    yield doc.parse(doc.EngineEvent, json.loads(line), "event", self._engine)
+                    yield json.loads(line)
         except (OSError, ValueError, http.client.HTTPException):
             return  # closed (by `close()` or the engine): the stream ends
         finally:
@@ -264,6 +275,22 @@ class _Events:
                 sock.shutdown(socket.SHUT_RDWR)
         if not self._reading:
             self._conn.close()
+
+
+class _Stats(_Lines):
+    """The stats stream (`Engine.stats`) as typed frames."""
+
+    def __iter__(self) -> Iterator[doc.ContainerStats]:
+        for document in self.documents():
+            yield doc.parse(doc.ContainerStats, document, "stats frame", self._engine)
+
+
+class _Events(_Lines):
+    """The engine's event stream (one JSON document per line) as typed events."""
+
+    def __iter__(self) -> Iterator[doc.EngineEvent]:
+        for document in self.documents():
+            yield doc.parse(doc.EngineEvent, document, "event", self._engine)
 
 
 def _permission_bits(encoded: str, engine: str) -> int:
