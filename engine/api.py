@@ -3,6 +3,7 @@
     import engine
     result = engine.launch("isolation", ["sh", "-c", "make test"])
     assert result.exit_code == 0, result.output
+    print(result.usage.memory_peak)  # what it consumed (engine.monitor.figures.Usage)
 
     with engine.container("full", ["sleep", "600"]) as running:
         ...  # running.id is verified against the profile; removed on exit
@@ -63,11 +64,13 @@ def launch(
     env: dict[str, str] | None = None,
     on_output: OutputSink | None = None,
     engine: Engine | None = None,
+    monitor: bool = True,
 ) -> RunResult:
-    """Run `command` in a container under `profile`, wait for it, remove it, return how it ended."""
+    """Run `command` in a container under `profile`, wait for it, remove it, return how it ended
+    (`result.usage`: what it consumed and violated, unless `monitor=False`)."""
     policy = load_vetted([policies], project)
     spec = spec_for(profile, command, policy=policy, image=image, env=env)
-    return run(engine or connect(), spec, on_output)
+    return run(engine or connect(), spec, on_output, monitor=monitor)
 
 
 @dataclasses.dataclass(frozen=True)

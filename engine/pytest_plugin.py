@@ -5,6 +5,7 @@ Installed with the package (entry point `pytest11`). Fixture `vetted_container`:
     def test_suite_passes(vetted_container):
         result = vetted_container.run("isolation", ["sh", "-c", "make test"])
         assert result.exit_code == 0, result.output
+        assert not result.usage.violations, result.usage.violations  # what it consumed
 
     def test_service(vetted_container):
         running = vetted_container.start("full", ["sleep", "600"])  # removed after the test

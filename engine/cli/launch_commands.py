@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
 from engine.cli.common import (
     FINDINGS,
@@ -19,6 +20,14 @@ from engine.cli.common import (
     positive_int,
 )
 from policy.errors import Error
+
+if TYPE_CHECKING:
+    from engine.launcher.spec import RunResult
+    from policy.model import Profile
+
+# `policy run`: the container exited 0, but the monitor saw an error-severity violation (or,
+# with --fail-on-violation, any violation). Below the codes a shell or the engine gives (124+).
+EXIT_VIOLATION = 3
 
 
 def register(sub: Subparsers) -> None:
@@ -71,7 +80,8 @@ def _add_run(sub: Subparsers) -> None:
         "  policy run parallel --workers 4 -- sh run-shard.sh\n"
         "  policy run full --detach -- sleep 600\n\n"
         "exit: the container's code; 124 timeout; 137 out of memory; "
-        "2 refused (policy, verification, engine); 130/143 interrupted",
+        "2 refused (policy, verification, engine); 3 the container passed but the monitor "
+        "saw an error (or, with --fail-on-violation, any violation); 130/143 interrupted",
     )
     p.add_argument("profile", metavar="PROFILE")
     p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
@@ -86,9 +96,42 @@ def _add_run(sub: Subparsers) -> None:
         metavar="N",
         help="run N containers at once, each told SHARD_INDEX and SHARD_COUNT",
     )
+    p.add_argument(
+        "--no-monitor",
+        dest="monitor",
+        action="store_false",
+        help="do not sample the container's usage (no summary, no violations)",
+    )
+    p.add_argument(
+        "--fail-on-violation",
+        action="store_true",
+        help="exit 3 when the container passed but the monitor saw a warning (as the "
+        "profile's monitor.fail_on_violation does); errors always do",
+    )
     add_policy_args(p)
     add_log_args(p)
     p.set_defaults(func=cmd_run, launches=True)
+
+
+def _fail_on_violation(args: argparse.Namespace, profile: Profile) -> bool:
+    return bool(args.fail_on_violation or profile.monitor.fail_on_violation)
+
+
+def _exit_code(result: RunResult, fail_on_violation: bool) -> int:
+    """The container's own code, or EXIT_VIOLATION when it passed but its violations fail it."""
+    from engine.monitor.violations import failing
+
+    if result.exit_code == OK and failing(result.usage, fail_on_violation):
+        return EXIT_VIOLATION
+    return result.exit_code
+
+
+def _print_usage(result: RunResult, prefix: str = "") -> None:
+    from engine.monitor.summary import lines
+
+    # Printed, not logged: a passing run must not import the logger (tests/test_imports.py).
+    if result.usage is not None:
+        print("\n".join(lines(result.usage, prefix)), file=sys.stderr)
 
 
 def _duration(seconds: float) -> str:
@@ -122,14 +165,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"timeout: '{spec.profile.name}' allows {_duration(t)}; "
             f"stopping the container (SIGTERM, then SIGKILL)"
         ),
+        monitor=args.monitor,
     )
+    _print_usage(result)
     if result.timed_out:
         logger.error(f"timed out after {_duration(result.duration)}; exit {result.exit_code}")
     elif result.exit_code == EXIT_OOM and result.oom_killed:
         logger.error(describe_oom(spec.profile))
     if args.keep:
         logger.info(f"kept container {result.container_id[:12]}")
-    return result.exit_code
+    return _exit_code(result, _fail_on_violation(args, spec.profile))
 
 
 def _run_workers(args: argparse.Namespace) -> int:
@@ -137,6 +182,7 @@ def _run_workers(args: argparse.Namespace) -> int:
     from engine.launcher.workers import combined_exit, run_workers, shard_specs
 
     specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
+    fail_on_violation = _fail_on_violation(args, specs[0].profile)
     engine = connect()
     engine.version()  # connect (and fail clearly) once, before the workers start
     tty = sys.stderr.isatty()
@@ -147,7 +193,7 @@ def _run_workers(args: argparse.Namespace) -> int:
                 f"\r{done}/{count} workers done", end="\n" if done == count else "", file=sys.stderr
             )
 
-    outcomes = run_workers(engine, specs, progress)
+    outcomes = run_workers(engine, specs, progress, monitor=args.monitor)
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Error):
             print(f"worker {index}: error: {outcome}", file=sys.stderr)
@@ -159,7 +205,8 @@ def _run_workers(args: argparse.Namespace) -> int:
         if outcome.exit_code != 0:
             for line in outcome.output.splitlines()[-10:]:
                 print(f"  | {line}", file=sys.stderr)
-    return combined_exit(outcomes)
+        _print_usage(outcome, "  ")
+    return combined_exit(outcomes, lambda result: _exit_code(result, fail_on_violation))
 
 
 def cmd_shell(args: argparse.Namespace) -> int:

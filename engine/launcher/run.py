@@ -1,8 +1,9 @@
 """Launch a container only through a vetted profile: `run` to its end, or `detached`.
 
-create -> verify (`verify.create_verified`) -> start only if identical -> stream output -> wait
-with the profile's timeout -> stop, then kill, on timeout -> report exit code, timing, OOM ->
-remove. An interrupt at any step removes the container.
+create -> verify (`verify.create_verified`) -> start only if identical -> stream output and
+sample usage (`engine.monitor.sampler`) -> wait with the profile's timeout -> stop, then kill, on
+timeout -> report exit code, timing, OOM, usage and violations -> remove. An interrupt at any
+step removes the container.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine import history
 from engine.backends.interface import ContainerInspect, Engine
@@ -21,6 +23,9 @@ from engine.launcher.spec import LaunchSpec, RunResult
 from engine.launcher.verify import create_verified, remove_reliably
 from policy import units
 from policy.model import Profile
+
+if TYPE_CHECKING:
+    from engine.monitor.sampler import Sampler
 
 EXIT_TIMEOUT = 124
 EXIT_OOM = 137
@@ -39,6 +44,7 @@ class _Progress:
     running: bool = False
     inspect: ContainerInspect | None = None
     output: OutputPump | None = None
+    sampler: Sampler | None = None
 
 
 def run(
@@ -47,14 +53,20 @@ def run(
     sink: OutputSink | None = None,
     keep: bool = False,
     on_timeout: Callable[[float], None] | None = None,
+    monitor: bool = True,
 ) -> RunResult:
-    """Launch, stream, wait (with the profile's timeout) and remove; see the module docstring."""
+    """Launch, stream, sample (unless `monitor=False`), wait (with the profile's timeout) and
+    remove; see the module docstring."""
     at = _Progress()
     try:
         at.container = create_verified(engine, spec)
         at.output = OutputPump(engine.attach(at.container), sink)
         engine.start(at.container)
         at.running = True
+        if monitor:
+            from engine.monitor.sampler import Sampler
+
+            at.sampler = Sampler(engine, at.container, spec.profile).start()
         try:
             at.exit_code = engine.wait(at.container, spec.profile.timeout)
         except TimeoutError:
@@ -75,13 +87,18 @@ def run(
 def _finish(engine: Engine, spec: LaunchSpec, at: _Progress, keep: bool) -> RunResult:
     """Remove the container (unless kept), then the result and its record."""
     duration = time.monotonic() - at.started
+    oom = at.inspect is not None and at.inspect.state.oom_killed and not at.timed_out
+    # Between the wait and the removal: the sampler has read the cgroup's last counters the
+    # moment the main process ended, and is stopped here before its container goes.
+    usage = (
+        at.sampler.finish(duration, timed_out=at.timed_out, oom_killed=oom) if at.sampler else None
+    )
     facts = launch_facts(engine, spec) if at.container else None  # asked while it is removed
     left_behind = False
     if at.container and (at.interrupted or not keep):
         left_behind = not remove_reliably(engine, at.container)
     elif at.interrupted:
         left_behind = not remove_reliably(engine, spec.name)
-    oom = at.inspect is not None and at.inspect.state.oom_killed and not at.timed_out
     result = RunResult(
         exit_code=EXIT_OOM if oom else at.exit_code,
         # A stream that never started never ends: do not wait for it.
@@ -95,6 +112,7 @@ def _finish(engine: Engine, spec: LaunchSpec, at: _Progress, keep: bool) -> RunR
         image=spec.walked.image,
         launch_id=spec.launch_id,
         interrupted=at.interrupted,
+        usage=usage,
     )
     if at.container:
         history.record(

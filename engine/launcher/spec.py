@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audit.drift import Drift
+from engine.monitor.figures import Usage
 from engine.render.walk import Walked, walk
 from policy.errors import EngineError
 from policy.model import Profile
@@ -73,6 +74,7 @@ class RunResult:
     image: str
     launch_id: str
     interrupted: bool = False
+    usage: Usage | None = None  # what it consumed and violated; None when not monitored
 
     @property
     def outcome(self) -> str:

@@ -41,12 +41,16 @@ def run_workers(
     engine: Engine,
     specs: list[LaunchSpec],
     on_done: Callable[[int, int], None] | None = None,
+    monitor: bool = True,
 ) -> list[WorkerOutcome]:
-    """Run every spec at once; the outcomes in the order of `specs`. Ctrl-C removes them all."""
+    """Run every spec at once (each sampled unless `monitor=False`); the outcomes in the order
+    of `specs`. Ctrl-C removes them all."""
     results: dict[int, WorkerOutcome] = {}
     pool = cf.ThreadPoolExecutor(max_workers=len(specs))
     try:
-        futures = {pool.submit(run, engine, spec): i for i, spec in enumerate(specs)}
+        futures = {
+            pool.submit(run, engine, spec, monitor=monitor): i for i, spec in enumerate(specs)
+        }
         for future in cf.as_completed(futures):
             try:
                 results[futures[future]] = future.result()
@@ -65,10 +69,16 @@ def run_workers(
     return [results[i] for i in range(len(specs))]
 
 
-def combined_exit(outcomes: list[WorkerOutcome]) -> int:
-    """The first failing worker's exit code (2 for a worker that could not launch), else 0."""
+def combined_exit(
+    outcomes: list[WorkerOutcome], exit_of: Callable[[RunResult], int] | None = None
+) -> int:
+    """The first failing worker's exit code (2 for a worker that could not launch), else 0.
+    `exit_of` gives a worker's code (default: its container's)."""
     for outcome in outcomes:
-        code = USAGE if isinstance(outcome, Error) else outcome.exit_code
+        if isinstance(outcome, Error):
+            code = USAGE
+        else:
+            code = exit_of(outcome) if exit_of else outcome.exit_code
         if code != 0:
             return code
     return 0
