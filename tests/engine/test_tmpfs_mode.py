@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Guard, write_probe_policy
+from tests.helpers import Guard, new_name, write_probe_policy
 from tests.processes import policy
 
 pytestmark = pytest.mark.engine
@@ -53,12 +53,17 @@ def test_deep_audit_reports_the_mode_the_kernel_shows(project: Path, guard: Guar
     argv = shlex.split(line.stdout.strip())
     assert argv[:3] == ["docker", "run", "--rm"]
     (project / "test-results").mkdir(exist_ok=True)
+    name = new_name("cp-tmpfs-mode")
     started = subprocess.run(
-        ["docker", "run", "-d", *argv[3:]], capture_output=True, text=True, check=False
-    )
-    assert started.returncode == 0, started.stderr
-    audit = policy("audit", *_options(project), "--deep", "--format", "json",
-                   "--filter", f"id={started.stdout.strip()}")  # fmt: skip
+        ["docker", "run", "-d", "--rm", "--name", name, *argv[3:]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr
+        audit = policy("audit", *_options(project), "--deep", "--format", "json",
+                       "--filter", f"id={started.stdout.strip()}")  # fmt: skip
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
     assert audit.returncode == 1, audit.stderr
     findings = json.loads(audit.stdout)["containers"][0]["findings"]
     kernel = [f for f in findings if f["kind"] == "kernel"]
