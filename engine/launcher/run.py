@@ -124,8 +124,7 @@ def _finish(engine: Engine, spec: LaunchSpec, at: _Progress, keep: bool) -> RunR
                 exit_code=result.exit_code,
                 duration=round(duration, 3),
                 left_behind=left_behind,
-                # The monitor's usage (issue 11), read as an attribute that may be absent.
-                **(facts.fields(getattr(result, "usage", None)) if facts else {}),
+                **(facts.fields(usage) if facts else {}),
             )
         )
     return result
