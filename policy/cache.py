@@ -75,7 +75,7 @@ class Cache:
                 return hit  # type: ignore[no-any-return]
         with recording() as observations:
             value = compute()
-        self._write(path, observations, value)
+        self._write(path, observations, value, secret)
         return value
 
     def _key(self, kind: str, request: tuple[Any, ...]) -> str:
@@ -98,12 +98,14 @@ class Cache:
             return None
         return secret if len(secret) == 32 else None
 
-    def _write(self, path: Path, observations: list[Observation], value: Any) -> None:
+    def _write(
+        self, path: Path, observations: list[Observation], value: Any, secret: bytes | None
+    ) -> None:
         try:
             payload = pickle.dumps((FORMAT, observations, value), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # something in the result does not pickle: nothing to keep
             return
-        secret = self._secret(create=True)
+        secret = secret or self._secret(create=True)  # read once when it already exists
         if secret is None:
             return
         tmp = ""
