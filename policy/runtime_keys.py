@@ -1,4 +1,5 @@
-"""The runtime keys of issue 12 (CIS Docker Benchmark 1.6, section 5): `ulimits`, ...
+"""The runtime keys of issue 12 (CIS Docker Benchmark 1.6, section 5): `ulimits`, `ports`,
+`devices`, ...
 
 Kept beside `policy.model` rather than in it: `RuntimeInput` is a base of `ProfileInput` (what a
 file may write) and `RuntimeProfile` a base of `Profile` (the effective profile), so each key is
@@ -9,9 +10,13 @@ default keeps the digest it had before they existed (`RUNTIME_FIELDS`, `policy.c
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import ipaddress
+import posixpath
+import re
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from policy.pydantic_errors import did_you_mean
@@ -80,6 +85,56 @@ def format_ulimit(value: int) -> int | str:
     return "unlimited" if value == UNLIMITED else value
 
 
+def _host_address(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise _fail(
+            f"expected an IP address of this host such as 127.0.0.1, got {value!r}"
+        ) from None
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:0.0.0.0 is 0.0.0.0 as well
+    if address.is_unspecified or (mapped is not None and mapped.is_unspecified):
+        raise _fail(
+            f"{value} is every interface of the host (CIS 5.14): give the one address to "
+            "publish on, for example 127.0.0.1"
+        )
+    return str(address)  # canonical: "::1" for "0:0::1"
+
+
+_DEVICE_RE = re.compile(r"/[A-Za-z0-9_./+-]+", re.ASCII)
+
+
+def _path(value: str, under: str | None = None) -> str:
+    # No ':' or ',': the docker CLI splits a --device argument at them; no invisible characters.
+    if not _DEVICE_RE.fullmatch(value) or ".." in value.split("/"):
+        raise _fail(f"expected an absolute device path such as /dev/fuse, got {value!r}")
+    normal = posixpath.normpath(value)
+    if under is not None and not normal.startswith(under):
+        raise _fail(f"a host device must be below {under}, got {value!r}")
+    return normal
+
+
+def _permissions(value: str) -> str:
+    if not value or set(value) - set("rwm") or len(set(value)) != len(value):
+        raise _fail(f'expected device permissions made of r, w and m such as "rw", got {value!r}')
+    return "".join(c for c in "rwm" if c in value)
+
+
+def port_text(host: str, host_port: int | None, container: int, protocol: str) -> str:
+    """`docker run --publish` spelling: `127.0.0.1:8080:80/tcp`, `[::1]::80/udp`."""
+    address = f"[{host}]" if ":" in host else host
+    return f"{address}:{host_port or ''}:{container}/{protocol}"
+
+
+def _no_invisible(value: str) -> str:
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise _fail("may not contain control or invisible characters")
+    return value
+
+
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
@@ -100,6 +155,23 @@ class UlimitInput(_Input):
         return self
 
 
+class PortInput(_Input):
+    """`{ host = "127.0.0.1", host_port = 8080, container = 80, protocol = "tcp" }`."""
+
+    host: Annotated[str, AfterValidator(_host_address)]
+    host_port: PortNumber | None = None  # none: the engine picks a free one
+    container: PortNumber
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+
+
+class DeviceInput(_Input):
+    """`{ host = "/dev/fuse", container = "/dev/fuse", permissions = "rwm" }`."""
+
+    host: Annotated[str, AfterValidator(lambda v: _path(v, "/dev/"))]
+    container: Annotated[str, AfterValidator(_path)] | None = None  # the host path
+    permissions: Annotated[str, AfterValidator(_permissions)] = "rwm"
+
+
 UlimitName = Annotated[str, AfterValidator(_ulimit_name)]
 Ulimits = Annotated[
     dict[UlimitName, Annotated[UlimitInput, BeforeValidator(_ulimit_table)]],
@@ -111,6 +183,8 @@ class RuntimeInput(_Input):
     """The runtime keys as a profile (or `[defaults]`) writes them: a base of `ProfileInput`."""
 
     ulimits: Ulimits | None = None
+    ports: list[PortInput] | None = None
+    devices: list[DeviceInput] | None = None
 
 
 class Ulimit(BaseModel):
@@ -120,12 +194,48 @@ class Ulimit(BaseModel):
     hard: int
 
 
+class Port(BaseModel):
+    """A published port; `host` may be an unspecified address only on an observed container."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    host: str
+    host_port: int | None = None
+    container: int
+    protocol: str = "tcp"
+
+    @property
+    def text(self) -> str:
+        return port_text(self.host, self.host_port, self.container, self.protocol)
+
+
+class Device(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    host: str
+    container: str
+    permissions: str = "rwm"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _same_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("container") is None:
+            return {**data, "container": data.get("host")}
+        return data
+
+    @property
+    def text(self) -> str:
+        return f"{self.host}:{self.container}:{self.permissions}"
+
+
 class RuntimeProfile(BaseModel):
     """The runtime keys of an effective profile: a base of `Profile`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     ulimits: dict[str, Ulimit] = {}  # resource name -> limits; none overrides the engine's
+    ports: tuple[Port, ...] = ()  # none published
+    devices: tuple[Device, ...] = ()  # no host device
 
 
 # The fields above: left out of the digest while they hold their default.

@@ -74,6 +74,7 @@ class HostMount(_Document):
 class DeviceDoc(_Document):
     path_on_host: str | None = Field(None, alias="PathOnHost")
     path_in_container: str | None = Field(None, alias="PathInContainer")
+    cgroup_permissions: str | None = Field(None, alias="CgroupPermissions")
 
 
 class UlimitDoc(_Document):

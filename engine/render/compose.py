@@ -63,6 +63,8 @@ class Compose(Renderer[dict[str, Any]]):
             "mem_limit": p.memory,
             "cpu_period": CPU_PERIOD if walked.cpu_quota is not None else None,
             "cpu_quota": walked.cpu_quota,
+            "ports": [x.text for x in p.ports] or None,
+            "devices": [d.text for d in p.devices] or None,
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
             }

@@ -55,6 +55,8 @@ class DockerRun(Renderer[list[str]]):
             # Quota and period rather than --cpus: the same limit, but the engine does not refuse
             # a profile that allows more CPUs than this particular host has.
             argv += ["--cpu-period", str(CPU_PERIOD), "--cpu-quota", str(walked.cpu_quota)]
+        argv += [x for port in p.ports for x in ("--publish", port.text)]
+        argv += [x for d in p.devices for x in ("--device", d.text)]
         argv += [
             x
             for name, u in sorted(p.ulimits.items())

@@ -54,6 +54,15 @@ def _ns(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1e9)
 
 
+def _port_bindings(p: Profile) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for x in p.ports:
+        out.setdefault(f"{x.container}/{x.protocol}", []).append(
+            {"HostIp": x.host, "HostPort": str(x.host_port or "")}
+        )
+    return out
+
+
 def _drop_none(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
@@ -93,6 +102,16 @@ class EngineRequest(Renderer[CreateBody]):
                 "Memory": p.memory,
                 "CpuPeriod": CPU_PERIOD if p.cpus is not None else None,
                 "CpuQuota": walked.cpu_quota,
+                "PortBindings": _port_bindings(p) or None,
+                "Devices": [
+                    {
+                        "PathOnHost": d.host,
+                        "PathInContainer": d.container,
+                        "CgroupPermissions": d.permissions,
+                    }
+                    for d in p.devices
+                ]
+                or None,
                 "Ulimits": [
                     {"Name": name, "Soft": u.soft, "Hard": u.hard}
                     for name, u in sorted(p.ulimits.items())
@@ -122,6 +141,7 @@ class EngineRequest(Renderer[CreateBody]):
                 "Env": [f"{k}={v}" for k, v in walked.env.items()] or None,
                 "Labels": walked.labels,
                 "Healthcheck": healthcheck,
+                "ExposedPorts": {f"{x.container}/{x.protocol}": {} for x in p.ports} or None,
                 "Tty": self.tty,
                 "OpenStdin": self.tty,
                 "StdinOnce": False,

@@ -114,8 +114,8 @@ class ExpectedSettings(Renderer[Settings]):
             "workdir": p.workdir or img.working_dir or None,
             "healthcheck": _healthcheck(walked, img),
             "labels": net_of_image({**image_labels, **p.labels}, image_labels),
-            "devices": [],
-            "ports": [],
+            "devices": sorted(d.text for d in p.devices),
+            "ports": sorted(x.text for x in p.ports),
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
             },

@@ -67,6 +67,8 @@ def _value(profile: Profile, name: str) -> Any:
         return check
     if name in ("env", "labels"):
         return dict(value)
+    if name in ("ports", "devices"):
+        return [item.model_dump(exclude_none=True) for item in value]
     if name == "ulimits":
         return {
             n: format_ulimit(u.soft)

@@ -329,7 +329,10 @@ VARIANTS = [
     Variant("workdir", _set("--workdir", "/tmp"), ("workdir",), "/tmp"),
     Variant("labels", _add("--label", "extra=1"), ("labels",), {"extra": "1"}),
     Variant(
-        "devices", _add("--device", "/dev/null:/dev/xnull"), ("devices",), ["/dev/null:/dev/xnull"]
+        "devices",
+        _add("--device", "/dev/null:/dev/xnull"),
+        ("devices",),
+        ["/dev/null:/dev/xnull:rwm"],
     ),
     Variant(
         "ulimits",

@@ -15,8 +15,10 @@ the audit's own `Auditor.audit_container`, as `policy audit` judges a running on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from engine.audit.auditor import Auditor
 from engine.backends.unix_socket import SocketEngine
 from policy.loader import Policy
 from policy.rules import RULES_BY_ID
+from tests.documents import observed_settings
 from tests.engine.test_audit import (
     audit,
     detached,
@@ -33,7 +36,7 @@ from tests.engine.test_audit import (
     render_argv,
     without_reserved_labels,
 )
-from tests.helpers import TEST_IMAGE, new_name
+from tests.helpers import TEST_IMAGE, cli, new_name, write_probe_policy
 
 pytestmark = pytest.mark.engine
 Mutation = Callable[[list[str]], list[str]]
@@ -55,6 +58,19 @@ def _replace_flag(flag: str, containing: str, value: str) -> Mutation:
     return mutate
 
 
+def _network(name: str) -> Mutation:
+    return _replace_flag("--network", "", name)
+
+
+def _both(*mutations: Mutation) -> Mutation:
+    def mutate(argv: list[str]) -> list[str]:
+        for m in mutations:
+            argv = m(argv)
+        return argv
+
+    return mutate
+
+
 @dataclass(frozen=True)
 class Weakness:
     cis: str
@@ -62,6 +78,7 @@ class Weakness:
     rule: str
     fragment: str  # what the finding's message says
     created_only: bool = False  # see the module docstring
+    also: frozenset[str] = frozenset()  # other rules of ours the same weakness rightly breaks
 
 
 WEAKNESSES = [
@@ -71,6 +88,34 @@ WEAKNESSES = [
         "ulimit-unlimited",
         "nproc ulimit is unlimited",
         created_only=True,
+    ),
+    Weakness(
+        "5.9",
+        _both(_network("bridge"), _before_image("--publish", "127.0.0.1::80")),
+        "published-port",
+        "publishes a port: 127.0.0.1:",
+    ),
+    Weakness(
+        "5.8",
+        # Created only: a fixed host port could be taken by someone else on the shared host.
+        _both(_network("bridge"), _before_image("--publish", "127.0.0.1:81:80")),
+        "privileged-port",
+        "privileged host port 81",
+        created_only=True,
+        also=frozenset({"published-port"}),
+    ),
+    Weakness(
+        "5.14",
+        _both(_network("bridge"), _before_image("--publish", "80")),
+        "port-all-interfaces",
+        "every interface of the host (0.0.0.0:",
+        also=frozenset({"published-port"}),
+    ),
+    Weakness(
+        "5.18",
+        _before_image("--device", "/dev/null:/dev/xnull"),
+        "host-device",
+        "/dev/null:/dev/xnull:rwm",
     ),
 ]
 OURS = frozenset(w.rule for w in WEAKNESSES)
@@ -141,4 +186,70 @@ def test_a_container_with_the_weakness_gets_its_finding(
     assert all(f["severity"] == rule.severity.value for f in got)
     assert any(weakness.fragment in f["message"] for f in got), got
     # Nothing else of ours fires: one weakness, one control.
-    assert {f["rule"] for f in every} & OURS == {weakness.rule}
+    assert {f["rule"] for f in every} & OURS == {weakness.rule} | weakness.also
+
+
+# -- declared: a profile that declares the key launches with it, and audits clean --------------
+
+
+@dataclass(frozen=True)
+class Declared:
+    id: str
+    toml: str  # appended to the probe profile
+    field: str  # the settings field it shows in
+    shown: Any  # its observed value
+
+
+DECLARED = [
+    Declared(
+        "ports",
+        'network = "bridge"\nports = [{ host = "127.0.0.1", container = 8080 }]\n',
+        "ports",
+        ["127.0.0.1::8080/tcp"],
+    ),
+    Declared(
+        "devices",
+        'devices = [{ host = "/dev/null", container = "/dev/xnull", permissions = "rw" }]\n'
+        '[[waivers]]\nprofile = "probe"\nrule = "host-device"\n'
+        'reason = "a device test needs one"\nexpires = 2099-01-01\n',
+        "devices",
+        ["/dev/null:/dev/xnull:rw"],
+    ),
+]
+
+
+@pytest.fixture
+def launch(docker_client: Any, tmp_path: Path) -> Iterator[Callable[[Path], str]]:
+    """`launch(policies)`: `policy run probe --detach -- sleep 300`; the id. Removed after."""
+    ids: list[str] = []
+
+    def run(policies: Path) -> str:
+        code, out, err = cli(
+            "run", "probe", "--detach", "--policies", str(policies),
+            "--record", str(tmp_path / "launches.jsonl"), "--", "sleep", "300",
+        )  # fmt: skip
+        assert code == 0, err
+        ids.append(out.strip())
+        return out.strip()
+
+    try:
+        yield run
+    finally:
+        for container in ids:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_container(container, v=True, force=True)
+
+
+@pytest.mark.parametrize("case", DECLARED, ids=[d.id for d in DECLARED])
+def test_a_declared_key_is_launched_verified_and_audits_clean(
+    case: Declared, project: Path, launch: Callable[[Path], str], docker_client: Any
+) -> None:
+    policies = write_probe_policy(project, case.toml)
+    container = launch(policies)
+    inspect = docker_client.api.inspect_container(container)
+    image = docker_client.api.inspect_image(inspect["Image"])["Config"]
+    assert observed_settings(inspect, image)[case.field] == case.shown
+    _, report, _ = audit("--filter", f"id={container}", policies=policies)
+    [entry] = report["containers"]
+    assert entry["profile"] == "probe"
+    assert not [f for f in entry["findings"] if f["kind"] == "drift"], entry["findings"]

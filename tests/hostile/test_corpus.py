@@ -514,6 +514,14 @@ CASES: list[Case] = [
         seconds=SCALED_SECONDS,
     ),
     Case("healthcheck-retries-zero", ("bad-value",), "greater than 0", at="retries"),
+    # --- ports and devices -----------------------------------------------------------------
+    Case("ports-all-interfaces", ("bad-value",), "every interface", at='host = "0.0.0.0"'),
+    Case(
+        "ports-host-injection", ("bad-value",), "expected an IP address", at='host = "127.0.0.1 -p'
+    ),
+    Case("ports-mapped-unspecified", ("bad-value",), "every interface", at='host = "::ffff'),
+    Case("devices-dotdot", ("bad-value",), "absolute device path", at='host = "/dev/..'),
+    Case("devices-newline", ("bad-value",), "absolute device path", says=("\\n",), line=15),
     # --- ulimits ---------------------------------------------------------------------------
     Case("ulimits-2-64", ("bad-value",), "from 0 to 9223372036854775807", at="nofile = 1844"),
     Case("ulimits-nofile-unlimited", ("bad-value",), "nofile cannot be unlimited", at="ulimits"),

@@ -783,6 +783,108 @@ CASES: list[Case] = [
         "nproc ulimit is unlimited",
         "validate",
     ),
+    # --- ports and devices ---------------------------------------------------------------------
+    Case(
+        "port-every-interface",
+        one(profile('network = "bridge"\nports = [{ host = "0.0.0.0", container = 80 }]\n')),
+        "bad-value",
+        EXTRA + 1,
+        12,
+        "every interface of the host (CIS 5.14)",
+    ),
+    Case(
+        "port-every-interface-v6",
+        one(profile('network = "bridge"\nports = [{ host = "::", container = 80 }]\n')),
+        "bad-value",
+        EXTRA + 1,
+        12,
+        "every interface",
+    ),
+    Case(
+        "port-host-name",
+        one(profile('network = "bridge"\nports = [{ host = "localhost", container = 80 }]\n')),
+        "bad-value",
+        EXTRA + 1,
+        12,
+        "expected an IP address",
+    ),
+    Case(
+        "port-no-host",
+        one(profile('network = "bridge"\nports = [{ container = 80 }]\n')),
+        "missing-key",
+        EXTRA + 1,
+        10,
+        "ports.0.host",
+    ),
+    Case(
+        "port-out-of-range",
+        one(
+            profile(
+                'network = "bridge"\nports = [{ host = "127.0.0.1", container = 80, '
+                "host_port = 70000 }]\n"
+            )
+        ),
+        "bad-value",
+        EXTRA + 1,
+        48,
+        "less than or equal to 65535",
+    ),
+    Case(
+        "port-without-network",
+        one(profile('network = "none"\nports = [{ host = "127.0.0.1", container = 80 }]\n')),
+        "bad-value",
+        EXTRA + 1,
+        1,
+        'network "none" cannot publish ports',
+    ),
+    Case(
+        "rule-privileged-port",
+        one(
+            profile(
+                'network = "bridge"\nports = [{ host = "127.0.0.1", container = 80, '
+                "host_port = 80 }]\n"
+            )
+        ),
+        "privileged-port",
+        EXTRA + 1,
+        48,
+        "privileged host port 80",
+        "validate",
+        also=("published-port",),
+    ),
+    Case(
+        "device-outside-dev",
+        one(profile('devices = [{ host = "/etc/shadow" }]\n')),
+        "bad-value",
+        EXTRA,
+        14,
+        "below /dev/",
+    ),
+    Case(
+        "device-colon",
+        one(profile('devices = [{ host = "/dev/null:/dev/x:rwm" }]\n')),
+        "bad-value",
+        EXTRA,
+        14,
+        "absolute device path",
+    ),
+    Case(
+        "device-permissions",
+        one(profile('devices = [{ host = "/dev/fuse", permissions = "rwx" }]\n')),
+        "bad-value",
+        EXTRA,
+        34,
+        "made of r, w and m",
+    ),
+    Case(
+        "rule-host-device",
+        one(profile('devices = [{ host = "/dev/fuse" }]\n')),
+        "host-device",
+        EXTRA,
+        14,
+        "passes the host device /dev/fuse",
+        "validate",
+    ),
     # --- version and required keys ------------------------------------------------------------
     Case(
         "missing-version",

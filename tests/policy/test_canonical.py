@@ -51,6 +51,7 @@ FULL: dict[str, Any] = {
     "healthcheck": {"test": ["true"], "interval": "5s", "retries": 3},
     "labels": {"team": "qa"},
     "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
+    "devices": [{"host": "/dev/fuse", "permissions": "rw"}],
 }
 
 
@@ -180,6 +181,14 @@ EQUIVALENT: list[tuple[str, list[Any]]] = [
         ],
     ),
     ("ulimits", [{"core": "unlimited"}, {"core": {"soft": "unlimited", "hard": "unlimited"}}]),
+    (
+        "devices",
+        [
+            [{"host": "/dev/fuse", "permissions": "rw"}],
+            [{"host": "/dev/fuse", "container": "/dev/fuse", "permissions": "wr"}],
+            [{"host": "/dev//fuse", "permissions": "rw"}],
+        ],
+    ),
 ]
 
 
@@ -245,6 +254,9 @@ CHANGES: list[tuple[str, Any]] = [
     ("ulimits", {"nofile": {"soft": 1023, "hard": 4096}, "nproc": 512}),
     ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}, "nproc": "unlimited"}),
     ("ulimits", {}),
+    ("devices", []),
+    ("devices", [{"host": "/dev/fuse", "permissions": "rwm"}]),
+    ("devices", [{"host": "/dev/fuse", "container": "/dev/f", "permissions": "rw"}]),
 ]
 
 
@@ -464,3 +476,17 @@ def test_ulimits_are_canonical_in_show(tmp_path: Path) -> None:
 
 
 BEFORE_RUNTIME_KEYS = "sha256:1b023588f93e519e37f2acb831f7db5a86b94dc4a0c07a54b634bbeb8dfcb858"
+
+
+def test_ports_have_one_digest_for_equivalent_spellings(tmp_path: Path) -> None:
+    base = {**FULL, "network": "bridge"}
+    spellings = [
+        [{"host": "::1", "container": 80}],
+        [{"host": "0:0::1", "container": 80, "protocol": "tcp"}],
+    ]
+    digests = {
+        profile_digest(tmp_path / str(i), {**base, "ports": p}) for i, p in enumerate(spellings)
+    }
+    assert len(digests) == 1
+    other = profile_digest(tmp_path / "o", {**base, "ports": [{"host": "::1", "container": 81}]})
+    assert other not in digests

@@ -62,6 +62,13 @@ BAD: dict[str, list[dict[str, Any]]] = {
         {"ulimits": {"nproc": {"soft": 64, "hard": -1}}},
         {"ulimits": {"nofile": {"soft": 64, "hard": 64}, "memlock": {"soft": -1, "hard": -1}}},
     ],
+    "published-port": [{"ports": ({"host": "127.0.0.1", "container": 80},)}],
+    "privileged-port": [{"ports": ({"host": "127.0.0.1", "host_port": 80, "container": 80},)}],
+    "port-all-interfaces": [
+        {"ports": ({"host": "0.0.0.0", "container": 80},)},
+        {"ports": ({"host": "::", "host_port": 8080, "container": 80},)},
+    ],
+    "host-device": [{"devices": ({"host": "/dev/fuse"},)}],
     "docker-socket": [
         {"mounts": ({"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},)},
         {"mounts": ({"source": "/run/docker.sock", "target": "/d.sock"},)},
@@ -187,7 +194,7 @@ def test_rule_metadata(rule: Rule) -> None:
 
 def test_limits_that_only_warn() -> None:
     warnings = {rule.id for rule in RULES if rule.severity is Severity.WARNING}
-    assert warnings == {"no-cpu-limit", "no-timeout", "ulimit-unlimited"}
+    assert warnings == {"no-cpu-limit", "no-timeout", "ulimit-unlimited", "published-port"}
 
 
 def test_docs_list_every_rule() -> None:

@@ -1,0 +1,111 @@
+"""The built-in rules of the runtime keys of issue 12 (`policy.runtime_keys`), CIS 5.x each.
+
+Part of `policy.rules.RULES` (after the original rules, so their order in reports and docs is
+unchanged). Like every rule they judge a `Profile`: a declared one in `policy validate`, or a
+container described as one in `policy audit`, so what a profile cannot even declare (a port on
+every interface) is still judged on a container started by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from policy.diagnostics import Severity
+from policy.model import Profile
+from policy.rule_base import Context, Rule, Violation
+from policy.runtime_keys import UNLIMITED
+
+PRIVILEGED_PORTS = 1024  # host ports below it are privileged (CIS 5.8)
+# Limits the kernel bounds by default, each guarding a resource of the whole host (processes of
+# the user, locked memory, queued signals and messages, scheduling priority): an override that
+# lifts one is what CIS 5.19 asks a reviewer to look at. (`nofile` cannot be unlimited at all.)
+BOUNDED_ULIMITS = ("memlock", "msgqueue", "nice", "nproc", "rtprio", "sigpending")
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+def _ulimit_unlimited(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for name, limit in sorted(p.ulimits.items()):
+        if name in BOUNDED_ULIMITS and limit.hard == UNLIMITED:
+            yield Violation(
+                f"the {name} ulimit is unlimited: the engine's bound on it is lifted",
+                ("ulimits", name),
+            )
+
+
+def _published_port(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for i, port in enumerate(p.ports):
+        yield Violation(f"publishes a port: {port.text}", ("ports", i))
+
+
+def _privileged_port(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for i, port in enumerate(p.ports):
+        if port.host_port is not None and port.host_port < PRIVILEGED_PORTS:
+            yield Violation(
+                f"publishes on the privileged host port {port.host_port} ({port.text})",
+                ("ports", i, "host_port"),
+            )
+
+
+def _all_interfaces(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for i, port in enumerate(p.ports):
+        if port.host in ALL_INTERFACES:
+            yield Violation(
+                f"publishes on every interface of the host ({port.text})", ("ports", i, "host")
+            )
+
+
+def _host_device(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for i, device in enumerate(p.devices):
+        yield Violation(
+            f"passes the host device {device.host} in ({device.text})", ("devices", i, "host")
+        )
+
+
+E, W = Severity.ERROR, Severity.WARNING
+RUNTIME_RULES: tuple[Rule, ...] = (
+    Rule(
+        "ulimit-unlimited",
+        "Ulimit lifted",
+        W,
+        'Give the ulimit a bound, for example `ulimits = { nproc = 4096 }`, not "unlimited".',
+        "5.19",
+        None,
+        _ulimit_unlimited,
+    ),
+    Rule(
+        "published-port",
+        "Port published",
+        W,
+        "Publish no port from a test container; if one is needed, bind it to 127.0.0.1.",
+        "5.9",
+        None,
+        _published_port,
+    ),
+    Rule(
+        "privileged-port",
+        "Privileged host port",
+        E,
+        "Publish on a host port of 1024 or above.",
+        "5.8",
+        None,
+        _privileged_port,
+    ),
+    Rule(
+        "port-all-interfaces",
+        "Port on every host interface",
+        E,
+        'Bind the port to one address, for example `host = "127.0.0.1"`.',
+        "5.14",
+        None,
+        _all_interfaces,
+    ),
+    Rule(
+        "host-device",
+        "Host device passed in",
+        E,
+        "Remove the device, or waive it with a reason and an expiry date.",
+        "5.18",
+        "Baseline: HostPath Volumes",
+        _host_device,
+    ),
+)
