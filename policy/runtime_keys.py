@@ -1,5 +1,5 @@
 """The runtime keys of issue 12 (CIS Docker Benchmark 1.6, section 5): `ulimits`, `ports`,
-`devices`, ...
+`devices`, `restart`, `sysctls`, `cgroup_parent`, `userns`, `oom_kill_disable`, ...
 
 Kept beside `policy.model` rather than in it: `RuntimeInput` is a base of `ProfileInput` (what a
 file may write) and `RuntimeProfile` a base of `Profile` (the effective profile), so each key is
@@ -133,6 +133,58 @@ def _no_invisible(value: str) -> str:
 
 
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
+MAX_RETRIES = (1 << 31) - 1
+
+
+def _restart(value: str) -> str:
+    if value == "no":
+        return value
+    name, sep, count = value.partition(":")
+    if name == "on-failure" and sep and count.isdigit() and 1 <= int(count) <= MAX_RETRIES:
+        return f"on-failure:{int(count)}"
+    if name in ("always", "unless-stopped") or value in ("on-failure", "on-failure:0"):
+        raise _fail(
+            f"{value!r} restarts a failing test container without end (CIS 5.15): use "
+            '"no" or a bounded "on-failure:N", for example "on-failure:3"'
+        )
+    raise _fail(f'expected "no" or "on-failure:N" (N from 1), got {value!r}')
+
+
+# The sysctls the engine namespaces per container; any other would change the host itself.
+NAMESPACED_SYSCTLS = frozenset({
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+})  # fmt: skip
+NAMESPACED_PREFIXES = ("fs.mqueue.", "net.")
+_SYSCTL_RE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_-]+)+", re.ASCII)
+
+
+def _sysctl_name(value: str) -> str:
+    if not _SYSCTL_RE.fullmatch(value):
+        raise _fail(f"not a sysctl name such as net.ipv4.ping_group_range: {value!r}")
+    if value not in NAMESPACED_SYSCTLS and not value.startswith(NAMESPACED_PREFIXES):
+        raise _fail(
+            f"{value} is not namespaced per container: setting it would change the host "
+            "(only net.*, fs.mqueue.* and the kernel IPC sysctls are)"
+        )
+    return value
+
+
+def _sysctl_value(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 256:
+        return _no_invisible(value)
+    raise _fail(f"expected a sysctl value (a string or an integer), got {value!r}")
+
+
+_CGROUP_RE = re.compile(r"[A-Za-z0-9_.:@/-]{1,255}", re.ASCII)
+
+
+def _cgroup_parent(value: str) -> str:
+    if not _CGROUP_RE.fullmatch(value) or ".." in value.split("/"):
+        raise _fail(f"not a cgroup path such as /ci or ci.slice: {value!r}")
+    return value
 
 
 class _Input(BaseModel):
@@ -185,6 +237,17 @@ class RuntimeInput(_Input):
     ulimits: Ulimits | None = None
     ports: list[PortInput] | None = None
     devices: list[DeviceInput] | None = None
+    restart: Annotated[str, AfterValidator(_restart)] | None = None
+    sysctls: (
+        dict[
+            Annotated[str, AfterValidator(_sysctl_name)],
+            Annotated[str, BeforeValidator(_sysctl_value)],
+        ]
+        | None
+    ) = None
+    cgroup_parent: Annotated[str, AfterValidator(_cgroup_parent)] | None = None
+    userns: Literal["private", "host"] | None = None
+    oom_kill_disable: bool | None = None
 
 
 class Ulimit(BaseModel):
@@ -236,6 +299,11 @@ class RuntimeProfile(BaseModel):
     ulimits: dict[str, Ulimit] = {}  # resource name -> limits; none overrides the engine's
     ports: tuple[Port, ...] = ()  # none published
     devices: tuple[Device, ...] = ()  # no host device
+    restart: str = "no"  # or "on-failure:N"; an observed container may show "always"
+    sysctls: dict[str, str] = {}
+    cgroup_parent: str | None = None  # the engine's own parent
+    userns: str = "private"  # the engine's (remapped when the daemon remaps)
+    oom_kill_disable: bool = False
 
 
 # The fields above: left out of the digest while they hold their default.

@@ -21,6 +21,7 @@ PRIVILEGED_PORTS = 1024  # host ports below it are privileged (CIS 5.8)
 # lifts one is what CIS 5.19 asks a reviewer to look at. (`nofile` cannot be unlimited at all.)
 BOUNDED_ULIMITS = ("memlock", "msgqueue", "nice", "nproc", "rtprio", "sigpending")
 ALL_INTERFACES = ("0.0.0.0", "::", "")
+PSS_NS_NOTE = "Baseline: Host Namespaces"
 
 
 def _ulimit_unlimited(p: Profile, ctx: Context) -> Iterator[Violation]:
@@ -58,6 +59,49 @@ def _host_device(p: Profile, ctx: Context) -> Iterator[Violation]:
     for i, device in enumerate(p.devices):
         yield Violation(
             f"passes the host device {device.host} in ({device.text})", ("devices", i, "host")
+        )
+
+
+MAX_RESTARTS = 5  # CIS 5.15
+
+
+def _restart(p: Profile, ctx: Context) -> Iterator[Violation]:
+    name, _, count = p.restart.partition(":")
+    if name in ("always", "unless-stopped"):
+        yield Violation(f"restart policy {name!r}: a failing test restarts forever", ("restart",))
+    elif name == "on-failure" and (not count.isdigit() or not 0 < int(count) <= MAX_RESTARTS):
+        bound = "no bound" if count in ("", "0") else f"{count} retries"
+        yield Violation(
+            f"restart policy on-failure with {bound} (at most {MAX_RESTARTS})", ("restart",)
+        )
+    elif name not in ("no", "on-failure"):
+        yield Violation(f"restart policy {p.restart!r}", ("restart",))
+
+
+def _sysctls(p: Profile, ctx: Context) -> Iterator[Violation]:
+    if p.sysctls:
+        yield Violation(f"sets kernel parameters: {', '.join(sorted(p.sysctls))}", ("sysctls",))
+
+
+def _cgroup_parent(p: Profile, ctx: Context) -> Iterator[Violation]:
+    if p.cgroup_parent is not None:
+        yield Violation(
+            f"runs in the cgroup parent {p.cgroup_parent!r}, outside the engine's own",
+            ("cgroup_parent",),
+        )
+
+
+def _host_userns(p: Profile, ctx: Context) -> Iterator[Violation]:
+    if p.userns == "host":
+        yield Violation("shares the host's user namespace", ("userns",))
+
+
+def _oom_kill_disabled(p: Profile, ctx: Context) -> Iterator[Violation]:
+    if p.oom_kill_disable:
+        yield Violation(
+            "the OOM killer is disabled: at its memory limit the container hangs instead of "
+            "being killed (and without a limit it can exhaust the host)",
+            ("oom_kill_disable",),
         )
 
 
@@ -107,5 +151,50 @@ RUNTIME_RULES: tuple[Rule, ...] = (
         "5.18",
         "Baseline: HostPath Volumes",
         _host_device,
+    ),
+    Rule(
+        "restart-policy",
+        "Unbounded restart policy",
+        E,
+        'Use `restart = "no"` (the default) or a bounded `"on-failure:N"` with N at most 5.',
+        "5.15",
+        None,
+        _restart,
+    ),
+    Rule(
+        "sysctl",
+        "Kernel parameters set",
+        W,
+        "Remove `sysctls`, or waive the finding with a reason and an expiry date.",
+        None,
+        "Baseline: Sysctls",
+        _sysctls,
+    ),
+    Rule(
+        "cgroup-parent",
+        "Cgroup parent of its own",
+        W,
+        "Remove `cgroup_parent`: the engine's own parent carries its limits and accounting.",
+        "5.25",
+        None,
+        _cgroup_parent,
+    ),
+    Rule(
+        "host-userns",
+        "Host user namespace",
+        E,
+        'Remove `userns = "host"`.',
+        "5.31",
+        PSS_NS_NOTE,
+        _host_userns,
+    ),
+    Rule(
+        "oom-kill-disabled",
+        "OOM killer disabled",
+        E,
+        "Remove `oom_kill_disable = true`.",
+        None,
+        None,
+        _oom_kill_disabled,
     ),
 )

@@ -51,6 +51,25 @@ def devices(host: HostConfigDoc) -> list[Device]:
     ]
 
 
+def restart(host: HostConfigDoc) -> str:
+    policy = host.restart_policy
+    name = (policy.name if policy else None) or "no"
+    if name == "on-failure":
+        return f"on-failure:{(policy.maximum_retry_count if policy else 0) or 0}"  # 0: no end
+    return name
+
+
+def runtime_scalars(host: HostConfigDoc) -> dict[str, Any]:
+    """The keys that are one value each, as `Profile` holds them."""
+    return {
+        "restart": restart(host),
+        "sysctls": dict(sorted((host.sysctls or {}).items())),
+        "cgroup_parent": host.cgroup_parent or None,
+        "userns": "host" if host.userns_mode == "host" else "private",
+        "oom_kill_disable": bool(host.oom_kill_disable),
+    }
+
+
 def runtime_settings(host: HostConfigDoc) -> dict[str, Any]:
     """The runtime keys of `Settings`, from a container's (or a create request's) HostConfig."""
     return {
@@ -60,4 +79,5 @@ def runtime_settings(host: HostConfigDoc) -> dict[str, Any]:
             u.name: {"soft": u.soft, "hard": u.hard}
             for u in sorted(host.ulimits or [], key=lambda u: u.name)
         },
+        **runtime_scalars(host),
     }

@@ -64,6 +64,11 @@ class Compose(Renderer[dict[str, Any]]):
             "cpu_period": CPU_PERIOD if walked.cpu_quota is not None else None,
             "cpu_quota": walked.cpu_quota,
             "ports": [x.text for x in p.ports] or None,
+            "restart": None if p.restart == "no" else p.restart,
+            "sysctls": dict(sorted(p.sysctls.items())) or None,
+            "cgroup_parent": p.cgroup_parent,
+            "userns_mode": "host" if p.userns == "host" else None,
+            "oom_kill_disable": p.oom_kill_disable or None,
             "devices": [d.text for d in p.devices] or None,
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())

@@ -54,6 +54,13 @@ def _ns(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1e9)
 
 
+def _restart_policy(restart: str) -> dict[str, Any] | None:
+    if restart == "no":
+        return None
+    name, _, count = restart.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
 def _port_bindings(p: Profile) -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = {}
     for x in p.ports:
@@ -103,6 +110,11 @@ class EngineRequest(Renderer[CreateBody]):
                 "CpuPeriod": CPU_PERIOD if p.cpus is not None else None,
                 "CpuQuota": walked.cpu_quota,
                 "PortBindings": _port_bindings(p) or None,
+                "RestartPolicy": _restart_policy(p.restart),
+                "Sysctls": dict(p.sysctls) or None,
+                "CgroupParent": p.cgroup_parent,
+                "UsernsMode": "host" if p.userns == "host" else None,
+                "OomKillDisable": p.oom_kill_disable or None,
                 "Devices": [
                     {
                         "PathOnHost": d.host,

@@ -116,6 +116,11 @@ class ExpectedSettings(Renderer[Settings]):
             "labels": net_of_image({**image_labels, **p.labels}, image_labels),
             "devices": sorted(d.text for d in p.devices),
             "ports": sorted(x.text for x in p.ports),
+            "restart": p.restart,
+            "sysctls": dict(sorted(p.sysctls.items())),
+            "cgroup_parent": p.cgroup_parent,
+            "userns": p.userns,
+            "oom_kill_disable": p.oom_kill_disable,
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
             },

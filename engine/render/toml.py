@@ -65,7 +65,7 @@ def _value(profile: Profile, name: str) -> Any:
             if key in check:
                 check[key] = units.format_duration(check[key])
         return check
-    if name in ("env", "labels"):
+    if name in ("env", "labels", "sysctls"):
         return dict(value)
     if name in ("ports", "devices"):
         return [item.model_dump(exclude_none=True) for item in value]

@@ -111,6 +111,29 @@ WEAKNESSES = [
         "every interface of the host (0.0.0.0:",
         also=frozenset({"published-port"}),
     ),
+    Weakness("5.15", _before_image("--restart", "always"), "restart-policy", "'always'"),
+    Weakness(
+        "5.15",
+        _before_image("--restart", "on-failure:9"),
+        "restart-policy",
+        "on-failure with 9 retries",
+    ),
+    Weakness(
+        # Created only: started, it would leave a cgroup of that name on the host.
+        "5.25",
+        _before_image("--cgroup-parent", "/cp-gaps-parent"),
+        "cgroup-parent",
+        "'/cp-gaps-parent'",
+        created_only=True,
+    ),
+    Weakness("5.31", _before_image("--userns", "host"), "host-userns", "user namespace"),
+    Weakness(
+        "-",
+        _before_image("--sysctl", "net.ipv4.ping_group_range=0 2147483647"),
+        "sysctl",
+        "net.ipv4.ping_group_range",
+    ),
+    Weakness("-", _before_image("--oom-kill-disable"), "oom-kill-disabled", "OOM killer"),
     Weakness(
         "5.18",
         _before_image("--device", "/dev/null:/dev/xnull"),
@@ -181,7 +204,7 @@ def test_a_container_with_the_weakness_gets_its_finding(
     got = [f for f in every if f["rule"] == weakness.rule]
     assert got, every
     rule = RULES_BY_ID[weakness.rule]
-    assert rule.cis == weakness.cis
+    assert (rule.cis or "-") == weakness.cis
     assert all(f["kind"] == "unmanaged" for f in got)
     assert all(f["severity"] == rule.severity.value for f in got)
     assert any(weakness.fragment in f["message"] for f in got), got
@@ -214,6 +237,29 @@ DECLARED = [
         'reason = "a device test needs one"\nexpires = 2099-01-01\n',
         "devices",
         ["/dev/null:/dev/xnull:rw"],
+    ),
+    Declared("restart", 'restart = "on-failure:3"\n', "restart", "on-failure:3"),
+    Declared(
+        "sysctls",
+        'sysctls = { "net.ipv4.ping_group_range" = "0 1" }\n',
+        "sysctls",
+        {"net.ipv4.ping_group_range": "0 1"},
+    ),
+    Declared(
+        "oom_kill_disable",
+        "oom_kill_disable = true\n"
+        '[[waivers]]\nprofile = "probe"\nrule = "oom-kill-disabled"\n'
+        'reason = "a test of the key needs it"\nexpires = 2099-01-01\n',
+        "oom_kill_disable",
+        True,
+    ),
+    Declared(
+        "userns",
+        'userns = "host"\n'
+        '[[waivers]]\nprofile = "probe"\nrule = "host-userns"\n'
+        'reason = "a test of the key needs it"\nexpires = 2099-01-01\n',
+        "userns",
+        "host",
     ),
 ]
 
@@ -253,3 +299,18 @@ def test_a_declared_key_is_launched_verified_and_audits_clean(
     [entry] = report["containers"]
     assert entry["profile"] == "probe"
     assert not [f for f in entry["findings"] if f["kind"] == "drift"], entry["findings"]
+
+
+def test_a_restart_policy_changed_after_launch_is_drift(
+    project: Path, launch: Callable[[Path], str]
+) -> None:
+    """`docker update --restart always` on a launched container: drift on `restart`."""
+    policies = write_probe_policy(project)
+    container = launch(policies)
+    docker("update", "--restart", "always", container)
+    _, report, _ = audit("--filter", f"id={container}", policies=policies)
+    [entry] = report["containers"]
+    drift = [f for f in entry["findings"] if f["kind"] == "drift"]
+    assert [(f["field"], f["expected"], f["actual"]) for f in drift] == [
+        ("restart", "no", "always")
+    ]

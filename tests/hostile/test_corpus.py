@@ -522,6 +522,13 @@ CASES: list[Case] = [
     Case("ports-mapped-unspecified", ("bad-value",), "every interface", at='host = "::ffff'),
     Case("devices-dotdot", ("bad-value",), "absolute device path", at='host = "/dev/..'),
     Case("devices-newline", ("bad-value",), "absolute device path", says=("\\n",), line=15),
+    # --- restart, sysctls, cgroup_parent, userns --------------------------------------------
+    Case("restart-always", ("bad-value",), "without end", at="restart ="),
+    Case("restart-injection", ("bad-value",), "got 'no --privileged'", at="restart ="),
+    Case("sysctl-core-pattern", ("bad-value",), "not namespaced", at='"kernel.core_pattern"'),
+    Case("sysctl-value-newline", ("bad-value",), "control or invisible", line=14),
+    Case("cgroup-parent-dotdot", ("bad-value",), "not a cgroup path", at="cgroup_parent ="),
+    Case("userns-container", ("bad-value",), "'private' or 'host'", at="userns ="),
     # --- ulimits ---------------------------------------------------------------------------
     Case("ulimits-2-64", ("bad-value",), "from 0 to 9223372036854775807", at="nofile = 1844"),
     Case("ulimits-nofile-unlimited", ("bad-value",), "nofile cannot be unlimited", at="ulimits"),

@@ -52,6 +52,11 @@ FULL: dict[str, Any] = {
     "labels": {"team": "qa"},
     "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
     "devices": [{"host": "/dev/fuse", "permissions": "rw"}],
+    "restart": "on-failure:2",
+    "sysctls": {"kernel.shmmax": "1024"},
+    "cgroup_parent": "/ci",
+    "userns": "host",
+    "oom_kill_disable": True,
 }
 
 
@@ -181,6 +186,8 @@ EQUIVALENT: list[tuple[str, list[Any]]] = [
         ],
     ),
     ("ulimits", [{"core": "unlimited"}, {"core": {"soft": "unlimited", "hard": "unlimited"}}]),
+    ("restart", ["on-failure:2", "on-failure:02"]),
+    ("sysctls", [{"kernel.shmmax": "1024"}, {"kernel.shmmax": 1024}]),
     (
         "devices",
         [
@@ -257,6 +264,13 @@ CHANGES: list[tuple[str, Any]] = [
     ("devices", []),
     ("devices", [{"host": "/dev/fuse", "permissions": "rwm"}]),
     ("devices", [{"host": "/dev/fuse", "container": "/dev/f", "permissions": "rw"}]),
+    ("restart", "on-failure:3"),
+    ("restart", "no"),
+    ("sysctls", {"kernel.shmmax": "1"}),
+    ("sysctls", {}),
+    ("cgroup_parent", "/other"),
+    ("userns", "private"),
+    ("oom_kill_disable", False),
 ]
 
 
