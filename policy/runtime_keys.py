@@ -1,5 +1,6 @@
 """The runtime keys of issue 12 (CIS Docker Benchmark 1.6, section 5): `ulimits`, `ports`,
-`devices`, `restart`, `sysctls`, `cgroup_parent`, `userns`, `oom_kill_disable`, ...
+`devices`, `restart`, `sysctls`, `cgroup_parent`, `userns`, `oom_kill_disable`, `apparmor`,
+`selinux` (and `propagation` of a mount, in `policy.model`).
 
 Kept beside `policy.model` rather than in it: `RuntimeInput` is a base of `ProfileInput` (what a
 file may write) and `RuntimeProfile` a base of `Profile` (the effective profile), so each key is
@@ -178,6 +179,28 @@ def _sysctl_value(value: object) -> str:
     raise _fail(f"expected a sysctl value (a string or an integer), got {value!r}")
 
 
+_APPARMOR_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_LABEL_RE = re.compile(r"(user|role|type|level):[A-Za-z0-9_.:,-]{1,255}", re.ASCII)
+
+
+def _apparmor(value: str) -> str:
+    if not _APPARMOR_RE.fullmatch(value):
+        raise _fail(f'expected an AppArmor profile name or "unconfined", got {value!r}')
+    return value
+
+
+def _selinux(values: list[str]) -> list[str]:
+    for value in values:
+        if value != "disable" and not _LABEL_RE.fullmatch(value):
+            raise _fail(
+                f'expected SELinux label options such as "type:container_t" or "level:s0:c1,c2",'
+                f' or "disable", got {value!r}'
+            )
+    if "disable" in values and len(values) > 1:
+        raise _fail('"disable" turns labelling off: it cannot be combined with other options')
+    return sorted(set(values))
+
+
 _CGROUP_RE = re.compile(r"[A-Za-z0-9_.:@/-]{1,255}", re.ASCII)
 
 
@@ -248,6 +271,8 @@ class RuntimeInput(_Input):
     cgroup_parent: Annotated[str, AfterValidator(_cgroup_parent)] | None = None
     userns: Literal["private", "host"] | None = None
     oom_kill_disable: bool | None = None
+    apparmor: Annotated[str, AfterValidator(_apparmor)] | None = None
+    selinux: Annotated[list[str], AfterValidator(_selinux)] | None = None
 
 
 class Ulimit(BaseModel):
@@ -304,6 +329,8 @@ class RuntimeProfile(BaseModel):
     cgroup_parent: str | None = None  # the engine's own parent
     userns: str = "private"  # the engine's (remapped when the daemon remaps)
     oom_kill_disable: bool = False
+    apparmor: str | None = None  # the engine's default profile (where it has AppArmor)
+    selinux: tuple[str, ...] = ()  # label options; the engine's default labels
 
 
 # The fields above: left out of the digest while they hold their default.

@@ -105,6 +105,24 @@ def _oom_kill_disabled(p: Profile, ctx: Context) -> Iterator[Violation]:
         )
 
 
+def _apparmor_unconfined(p: Profile, ctx: Context) -> Iterator[Violation]:
+    if p.apparmor == "unconfined":
+        yield Violation("AppArmor is unconfined", ("apparmor",))
+
+
+def engine_disables_labels(p: Profile) -> bool:
+    """The engine itself adds `label=disable` to a container that is privileged or shares the
+    host's PID or IPC namespace, unless label options were given (its `generateSecurityOpt`)."""
+    return p.privileged or p.pid == "host" or p.ipc == "host"
+
+
+def _selinux_disabled(p: Profile, ctx: Context) -> Iterator[Violation]:
+    # Where the engine disabled labels itself, the rule for the cause (privileged, host-pid,
+    # host-ipc) already fires.
+    if "disable" in p.selinux and not engine_disables_labels(p):
+        yield Violation("SELinux labelling is disabled", ("selinux",))
+
+
 E, W = Severity.ERROR, Severity.WARNING
 RUNTIME_RULES: tuple[Rule, ...] = (
     Rule(
@@ -196,5 +214,23 @@ RUNTIME_RULES: tuple[Rule, ...] = (
         None,
         None,
         _oom_kill_disabled,
+    ),
+    Rule(
+        "apparmor-unconfined",
+        "AppArmor unconfined",
+        E,
+        'Remove `apparmor = "unconfined"` (the engine\'s default profile applies) or name one.',
+        "5.2",
+        "Baseline: AppArmor",
+        _apparmor_unconfined,
+    ),
+    Rule(
+        "selinux-disabled",
+        "SELinux labelling disabled",
+        E,
+        'Remove `selinux = ["disable"]`, or give label options such as "type:container_t".',
+        "5.3",
+        "Baseline: SELinux",
+        _selinux_disabled,
     ),
 )

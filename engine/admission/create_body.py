@@ -8,7 +8,7 @@ the audit cannot disagree about what a field means.
 
 What the comparison does not cover must be absent: every other `HostConfig` field has to be the
 engine's default (`--cgroupns host`, `--device-cgroup-rule`, `--group-add`,
-`--volumes-from`, `--security-opt apparmor=unconfined`, unmasked `/proc` paths...), because no
+`--volumes-from`, unmasked `/proc` paths...), because no
 profile can ask for it. And nothing of `HostConfig` may sit at the top level of the body: the
 engine reads HostConfig fields there too (`{"Image": ..., "Privileged": true}` with no
 `HostConfig` is a privileged container).
@@ -59,7 +59,9 @@ HARMLESS_HOST = (
 # Defaults that are not Go's zero value: `null` means the engine's masked paths, `[]` none.
 NULL_ONLY = frozenset({"maskedpaths", "readonlypaths"})
 UNSET = {"memoryswappiness": (None, -1)}
-SECURITY_OPTIONS = ("no-new-privileges", "seccomp=", "seccomp:")
+SECURITY_OPTIONS = (
+    "no-new-privileges", "seccomp=", "seccomp:", "apparmor=", "apparmor:", "label=", "label:",
+)  # fmt: skip
 BIND_OPTIONS = frozenset(
     {"ro", "rw", "shared", "slave", "private", "rshared", "rslave", "rprivate"}
 )
@@ -155,8 +157,8 @@ def _host_config(host: Folded) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     for opt in host.get("securityopt") or []:
         if not isinstance(opt, str) or not opt.startswith(SECURITY_OPTIONS):
             raise UnreadableRequest(
-                f"HostConfig.SecurityOpt {opt!r}: only no-new-privileges and seccomp can be "
-                "declared by a profile"
+                f"HostConfig.SecurityOpt {opt!r}: only no-new-privileges, seccomp, apparmor "
+                "and label can be declared by a profile"
             )
     doc = pick(host, _aliases(HostConfigDoc))
     made: list[dict[str, Any]] = []

@@ -69,7 +69,7 @@ def profile_from_inspect(
         # A binding that cannot be read is left to the drift comparison (it shows as text).
         ports=tuple(x for x in observe_runtime.ports(host) if not isinstance(x, str)),
         devices=tuple(observe_runtime.devices(host)),
-        **observe_runtime.runtime_scalars(host),
+        **{**observe_runtime.runtime_scalars(host), "selinux": tuple(s["selinux"])},
     )
 
 

@@ -59,6 +59,16 @@ def restart(host: HostConfigDoc) -> str:
     return name
 
 
+def _security_opts(host: HostConfigDoc, key: str) -> list[str]:
+    """The values of `key=VALUE` (or `key:VALUE`) security options, in order."""
+    out = []
+    for opt in host.security_opt or []:
+        name, sep, value = opt.replace(":", "=", 1).partition("=")
+        if name == key and sep:
+            out.append(value)
+    return out
+
+
 def runtime_scalars(host: HostConfigDoc) -> dict[str, Any]:
     """The keys that are one value each, as `Profile` holds them."""
     return {
@@ -67,6 +77,9 @@ def runtime_scalars(host: HostConfigDoc) -> dict[str, Any]:
         "cgroup_parent": host.cgroup_parent or None,
         "userns": "host" if host.userns_mode == "host" else "private",
         "oom_kill_disable": bool(host.oom_kill_disable),
+        # The last one counts, as in the engine.
+        "apparmor": next(reversed(_security_opts(host, "apparmor")), None),
+        "selinux": sorted(set(_security_opts(host, "label"))),
     }
 
 

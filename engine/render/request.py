@@ -28,6 +28,9 @@ def security_options(profile: Profile, seccomp: str | None) -> list[str]:
         out.append("seccomp=unconfined")
     elif profile.seccomp.mode == "custom" and seccomp is not None:
         out.append("seccomp=" + seccomp)
+    if profile.apparmor is not None:
+        out.append("apparmor=" + profile.apparmor)
+    out.extend("label=" + option for option in profile.selinux)
     return out
 
 

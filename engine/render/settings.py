@@ -16,6 +16,7 @@ from engine.labels import user_labels
 from engine.render.interface import Renderer, leaving
 from engine.render.walk import SETTINGS, Walked
 from policy import units
+from policy.runtime_rules import engine_disables_labels
 
 Settings = dict[str, Any]
 ALL_CAPABILITIES = sorted(units.CAPABILITIES)
@@ -121,6 +122,8 @@ class ExpectedSettings(Renderer[Settings]):
             "cgroup_parent": p.cgroup_parent,
             "userns": p.userns,
             "oom_kill_disable": p.oom_kill_disable,
+            "apparmor": p.apparmor,
+            "selinux": list(p.selinux) or (["disable"] if engine_disables_labels(p) else []),
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
             },

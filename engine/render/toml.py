@@ -52,7 +52,7 @@ def _value(profile: Profile, name: str) -> Any:
         return units.format_size(value)
     if name == "timeout":
         return units.format_duration(value)
-    if name in ("cap_drop", "cap_add"):
+    if name in ("cap_drop", "cap_add", "selinux"):
         return list(value)
     if name == "tmpfs":
         return {path: _tmpfs(spec) for path, spec in value.items()}

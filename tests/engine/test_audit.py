@@ -340,8 +340,10 @@ VARIANTS = [
         ("ulimits",),
         {"nofile": {"soft": 1024, "hard": 8192}, "nproc": {"soft": 4096, "hard": 4096}},
     ),
-    Variant("pid", _add("--pid", "host"), ("pid",), "host"),
-    Variant("ipc", _add("--ipc", "host"), ("ipc",), "host"),
+    # The engine disables SELinux labels of a container sharing the host's PID or IPC namespace
+    # (and of a privileged one): it adds `label=disable`, which drifts too.
+    Variant("pid", _add("--pid", "host"), ("pid", "selinux"), "host"),
+    Variant("ipc", _add("--ipc", "host"), ("ipc", "selinux"), "host"),
     Variant("uts", _add("--uts", "host"), ("uts",), "host"),
     Variant(
         "healthcheck",
@@ -358,7 +360,12 @@ VARIANTS = [
         ("network", "ports"),
         "bridge",
     ),
-    Variant("privileged", _add("--privileged"), ("privileged", "capabilities", "seccomp"), True),
+    Variant(
+        "privileged",
+        _add("--privileged"),
+        ("privileged", "capabilities", "seccomp", "selinux"),
+        True,
+    ),
 ]
 
 

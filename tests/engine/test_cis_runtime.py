@@ -128,6 +128,18 @@ WEAKNESSES = [
     ),
     Weakness("5.31", _before_image("--userns", "host"), "host-userns", "user namespace"),
     Weakness(
+        "5.2",
+        _before_image("--security-opt", "apparmor=unconfined"),
+        "apparmor-unconfined",
+        "AppArmor is unconfined",
+    ),
+    Weakness(
+        "5.3",
+        _before_image("--security-opt", "label=disable"),
+        "selinux-disabled",
+        "labelling is disabled",
+    ),
+    Weakness(
         "-",
         _before_image("--sysctl", "net.ipv4.ping_group_range=0 2147483647"),
         "sysctl",
@@ -314,3 +326,34 @@ def test_a_restart_policy_changed_after_launch_is_drift(
     assert [(f["field"], f["expected"], f["actual"]) for f in drift] == [
         ("restart", "no", "always")
     ]
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ('apparmor = "docker-default"\n', "apparmor"),
+        ('selinux = ["type:container_t"]\n', "selinux"),
+    ],
+    ids=["apparmor", "selinux"],
+)
+def test_a_security_module_the_engine_lacks_is_refused_by_name(
+    toml: str, field: str, project: Path, docker_client: Any, tmp_path: Path
+) -> None:
+    """The engine accepts `apparmor=PROFILE` and ignores it when it has no AppArmor: the launch
+    is refused before anything is created, naming the field."""
+    options = docker_client.info().get("SecurityOptions") or []
+    if any(o.split(",")[0].removeprefix("name=") == field for o in options):
+        pytest.skip(f"this engine supports {field}")  # the refusal is for engines without it
+    policies = write_probe_policy(project, toml)
+    marker = new_name("cp-gaps-refused")
+    code, _, err = cli(
+        "run", "probe", "--policies", str(policies), "--record", str(tmp_path / "r.jsonl"),
+        "--", "echo", marker,
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"{field}: this engine does not support {field}" in err
+    assert "Traceback" not in err
+    left = docker_client.api.containers(
+        all=True, filters={"label": "io.container-policy.profile=probe"}
+    )
+    assert not [c for c in left if marker in (c.get("Command") or "")]

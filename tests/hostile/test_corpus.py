@@ -529,6 +529,8 @@ CASES: list[Case] = [
     Case("sysctl-value-newline", ("bad-value",), "control or invisible", line=14),
     Case("cgroup-parent-dotdot", ("bad-value",), "not a cgroup path", at="cgroup_parent ="),
     Case("userns-container", ("bad-value",), "'private' or 'host'", at="userns ="),
+    Case("apparmor-injection", ("bad-value",), "AppArmor profile name", at="apparmor ="),
+    Case("selinux-disable-hidden", ("bad-value",), "cannot be combined", at="selinux ="),
     # --- ulimits ---------------------------------------------------------------------------
     Case("ulimits-2-64", ("bad-value",), "from 0 to 9223372036854775807", at="nofile = 1844"),
     Case("ulimits-nofile-unlimited", ("bad-value",), "nofile cannot be unlimited", at="ulimits"),

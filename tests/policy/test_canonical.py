@@ -57,6 +57,8 @@ FULL: dict[str, Any] = {
     "cgroup_parent": "/ci",
     "userns": "host",
     "oom_kill_disable": True,
+    "apparmor": "docker-default",
+    "selinux": ["type:container_t", "level:s0:c1,c2"],
 }
 
 
@@ -188,6 +190,7 @@ EQUIVALENT: list[tuple[str, list[Any]]] = [
     ("ulimits", [{"core": "unlimited"}, {"core": {"soft": "unlimited", "hard": "unlimited"}}]),
     ("restart", ["on-failure:2", "on-failure:02"]),
     ("sysctls", [{"kernel.shmmax": "1024"}, {"kernel.shmmax": 1024}]),
+    ("selinux", [["type:container_t", "level:s0:c1,c2"], ["level:s0:c1,c2", "type:container_t"]]),
     (
         "devices",
         [
@@ -271,6 +274,8 @@ CHANGES: list[tuple[str, Any]] = [
     ("cgroup_parent", "/other"),
     ("userns", "private"),
     ("oom_kill_disable", False),
+    ("apparmor", "other-profile"),
+    ("selinux", ["type:container_t", "level:s0:c1,c3"]),
 ]
 
 

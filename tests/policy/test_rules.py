@@ -79,6 +79,8 @@ BAD: dict[str, list[dict[str, Any]]] = {
     "cgroup-parent": [{"cgroup_parent": "/ci"}],
     "host-userns": [{"userns": "host"}],
     "oom-kill-disabled": [{"oom_kill_disable": True}],
+    "apparmor-unconfined": [{"apparmor": "unconfined"}],
+    "selinux-disabled": [{"selinux": ("disable",)}],
     "docker-socket": [
         {"mounts": ({"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},)},
         {"mounts": ({"source": "/run/docker.sock", "target": "/d.sock"},)},
