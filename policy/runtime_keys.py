@@ -201,6 +201,16 @@ def _selinux(values: list[str]) -> list[str]:
     return sorted(set(values))
 
 
+def _propagation(value: str) -> str | None:
+    if value not in PROPAGATIONS:
+        raise _fail(f"expected one of {', '.join(PROPAGATIONS)}, got {value!r}")
+    return None if value == "rprivate" else value  # the engine's default, written out
+
+
+PROPAGATIONS = ("rprivate", "private", "rslave", "slave", "rshared", "shared")
+# A bind mount's propagation (`policy.model.MountInput`); rprivate, the default, is None.
+Propagation = Annotated[str, AfterValidator(_propagation)]
+
 _CGROUP_RE = re.compile(r"[A-Za-z0-9_.:@/-]{1,255}", re.ASCII)
 
 

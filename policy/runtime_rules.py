@@ -123,6 +123,16 @@ def _selinux_disabled(p: Profile, ctx: Context) -> Iterator[Violation]:
         yield Violation("SELinux labelling is disabled", ("selinux",))
 
 
+def _shared_propagation(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for i, m in enumerate(p.mounts):
+        if m.propagation in ("shared", "rshared"):
+            yield Violation(
+                f"mounts {m.source} with {m.propagation} propagation: mounts made in the "
+                "container appear on the host",
+                ("mounts", i, "propagation"),
+            )
+
+
 E, W = Severity.ERROR, Severity.WARNING
 RUNTIME_RULES: tuple[Rule, ...] = (
     Rule(
@@ -232,5 +242,14 @@ RUNTIME_RULES: tuple[Rule, ...] = (
         "5.3",
         "Baseline: SELinux",
         _selinux_disabled,
+    ),
+    Rule(
+        "mount-propagation-shared",
+        "Shared mount propagation",
+        E,
+        'Remove `propagation = "shared"` from the mount (rprivate, the default, is safe).',
+        "5.20",
+        None,
+        _shared_propagation,
     ),
 )

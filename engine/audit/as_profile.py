@@ -40,7 +40,12 @@ def profile_from_inspect(
         for path, spec in s["tmpfs"].items()
     }
     mounts = tuple(
-        Mount(source=str(m["source"]), target=str(m["target"]), writable=m["writable"])
+        Mount(
+            source=str(m["source"]),
+            target=str(m["target"]),
+            writable=m["writable"],
+            propagation=m.get("propagation"),
+        )
         for m in s["mounts"]
     )
     return Profile(

@@ -81,6 +81,7 @@ class Compose(Renderer[dict[str, Any]]):
                     "source": m.source,
                     "target": m.target,
                     "read_only": not m.writable,
+                    **({"bind": {"propagation": m.propagation}} if m.propagation else {}),
                 }
                 for m in walked.mounts
             ]

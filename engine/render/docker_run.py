@@ -74,6 +74,8 @@ class DockerRun(Renderer[list[str]]):
         argv += [x for t in walked.tmpfs for x in ("--tmpfs", f"{t.target}:{t.option_string}")]
         for m in walked.mounts:
             fields = ["type=bind", f"source={m.source}", f"target={m.target}"]
+            if m.propagation:
+                fields.append(f"bind-propagation={m.propagation}")
             argv += ["--mount", _csv(fields if m.writable else [*fields, "readonly"])]
         argv += [x for k, v in sorted(walked.env.items()) for x in ("--env", f"{k}={v}")]
         if p.workdir is not None:

@@ -104,6 +104,9 @@ class EngineRequest(Renderer[CreateBody]):
                         "Source": m.source,
                         "Type": "bind",
                         "ReadOnly": not m.writable,
+                        **(
+                            {"BindOptions": {"Propagation": m.propagation}} if m.propagation else {}
+                        ),
                     }
                     for m in walked.mounts
                 ]

@@ -106,6 +106,7 @@ class ExpectedSettings(Renderer[Settings]):
                         "source": str(Path(m.source).resolve()),
                         "target": m.target,
                         "writable": m.writable,
+                        **({"propagation": m.propagation} if m.propagation else {}),
                     }
                     for m in walked.mounts
                 ),

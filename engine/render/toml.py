@@ -57,7 +57,11 @@ def _value(profile: Profile, name: str) -> Any:
     if name == "tmpfs":
         return {path: _tmpfs(spec) for path, spec in value.items()}
     if name == "mounts":
-        return [{"source": m.source, "target": m.target, "writable": m.writable} for m in value]
+        return [
+            {"source": m.source, "target": m.target, "writable": m.writable}
+            | ({"propagation": m.propagation} if m.propagation else {})
+            for m in value
+        ]
     if name == "healthcheck":
         check = value.model_dump(exclude_none=True)
         check["test"] = list(value.test)

@@ -147,6 +147,18 @@ WEAKNESSES = [
     ),
     Weakness("-", _before_image("--oom-kill-disable"), "oom-kill-disabled", "OOM killer"),
     Weakness(
+        # Created only: the engine refuses to start it unless the source is a shared mount.
+        "5.20",
+        _replace_flag(
+            "--mount",
+            "target=/src",
+            "type=bind,source=/tmp,target=/src,readonly,bind-propagation=shared",
+        ),
+        "mount-propagation-shared",
+        "shared propagation",
+        created_only=True,
+    ),
+    Weakness(
         "5.18",
         _before_image("--device", "/dev/null:/dev/xnull"),
         "host-device",
@@ -232,7 +244,8 @@ class Declared:
     id: str
     toml: str  # appended to the probe profile
     field: str  # the settings field it shows in
-    shown: Any  # its observed value
+    shown: Any  # its observed value, or a predicate on it
+    mounts: str | None = None  # replaces the probe policy's `mounts = [...]`
 
 
 DECLARED = [
@@ -251,6 +264,14 @@ DECLARED = [
         ["/dev/null:/dev/xnull:rw"],
     ),
     Declared("restart", 'restart = "on-failure:3"\n', "restart", "on-failure:3"),
+    Declared(
+        "propagation",
+        "",
+        "mounts",
+        lambda mounts: [m.get("propagation") for m in mounts] == [None, "private"],  # by target
+        mounts='mounts = [\n  { source = ".", target = "/src", propagation = "private" },\n'
+        '  { source = "test-results", target = "/results", writable = true },\n]\n',
+    ),
     Declared(
         "sysctls",
         'sysctls = { "net.ipv4.ping_group_range" = "0 1" }\n',
@@ -302,11 +323,12 @@ def launch(docker_client: Any, tmp_path: Path) -> Iterator[Callable[[Path], str]
 def test_a_declared_key_is_launched_verified_and_audits_clean(
     case: Declared, project: Path, launch: Callable[[Path], str], docker_client: Any
 ) -> None:
-    policies = write_probe_policy(project, case.toml)
+    policies = write_probe_policy(project, case.toml, mounts=case.mounts)
     container = launch(policies)
     inspect = docker_client.api.inspect_container(container)
     image = docker_client.api.inspect_image(inspect["Image"])["Config"]
-    assert observed_settings(inspect, image)[case.field] == case.shown
+    shown = observed_settings(inspect, image)[case.field]
+    assert case.shown(shown) if callable(case.shown) else shown == case.shown, shown
     _, report, _ = audit("--filter", f"id={container}", policies=policies)
     [entry] = report["containers"]
     assert entry["profile"] == "probe"

@@ -387,7 +387,12 @@ CASES: list[Case] = [
     Case("mount-target-tmpfs-collision", ("duplicate-target",), "/tmp", at='target = "/tmp"'),
     Case("mount-project-writable", ("project-writable",), "writable", at="writable = true"),
     Case("mount-writable-string", ("wrong-type",), "expected boolean", at="writable ="),
-    Case("mount-unknown-key", ("unknown-key",), "propagation", at="propagation"),
+    Case(
+        "mount-propagation-shared",
+        ("mount-propagation-shared",),
+        "shared propagation",
+        at="propagation",
+    ),
     Case("mixed-array-mounts", ("wrong-type",), "expected dictionary", at='"/:/host"'),
     Case(
         "mounts-10k-same-target",
@@ -531,6 +536,7 @@ CASES: list[Case] = [
     Case("userns-container", ("bad-value",), "'private' or 'host'", at="userns ="),
     Case("apparmor-injection", ("bad-value",), "AppArmor profile name", at="apparmor ="),
     Case("selinux-disable-hidden", ("bad-value",), "cannot be combined", at="selinux ="),
+    Case("mount-propagation-list", ("bad-value",), "expected one of rprivate", at="propagation ="),
     # --- ulimits ---------------------------------------------------------------------------
     Case("ulimits-2-64", ("bad-value",), "from 0 to 9223372036854775807", at="nofile = 1844"),
     Case("ulimits-nofile-unlimited", ("bad-value",), "nofile cannot be unlimited", at="ulimits"),

@@ -1041,6 +1041,23 @@ CASES: list[Case] = [
         "labelling is disabled",
         "validate",
     ),
+    Case(
+        "mount-propagation-unknown",
+        one(profile('mounts = [{ source = ".", target = "/src", propagation = "recursive" }]\n')),
+        "bad-value",
+        EXTRA,
+        44,
+        "expected one of rprivate",
+    ),
+    Case(
+        "rule-mount-propagation-shared",
+        one(profile('mounts = [{ source = ".", target = "/src", propagation = "shared" }]\n')),
+        "mount-propagation-shared",
+        EXTRA,
+        44,
+        "appear on the host",
+        "validate",
+    ),
     # --- version and required keys ------------------------------------------------------------
     Case(
         "missing-version",

@@ -80,6 +80,10 @@ BAD: dict[str, list[dict[str, Any]]] = {
     "host-userns": [{"userns": "host"}],
     "oom-kill-disabled": [{"oom_kill_disable": True}],
     "apparmor-unconfined": [{"apparmor": "unconfined"}],
+    "mount-propagation-shared": [
+        {"mounts": ({"source": ".", "target": "/src", "propagation": "shared"},)},
+        {"mounts": ({"source": ".", "target": "/src", "propagation": "rshared"},)},
+    ],
     "selinux-disabled": [{"selinux": ("disable",)}],
     "docker-socket": [
         {"mounts": ({"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},)},
