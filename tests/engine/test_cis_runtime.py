@@ -16,6 +16,8 @@ the audit's own `Auditor.audit_container`, as `policy audit` judges a running on
 from __future__ import annotations
 
 import contextlib
+import shlex
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +26,11 @@ from typing import Any
 import pytest
 
 from engine.audit.auditor import Auditor
+from engine.audit.drift import diff
 from engine.backends.unix_socket import SocketEngine
-from policy.loader import Policy
+from policy.loader import Policy, load_policy
 from policy.rules import RULES_BY_ID
-from tests.documents import observed_settings
+from tests.documents import expected_settings, observed_settings
 from tests.engine.test_audit import (
     audit,
     detached,
@@ -379,3 +382,59 @@ def test_a_security_module_the_engine_lacks_is_refused_by_name(
         all=True, filters={"label": "io.container-policy.profile=probe"}
     )
     assert not [c for c in left if marker in (c.get("Command") or "")]
+
+
+# -- rendered: the docker run line of a profile using the keys gives exactly that container ----
+
+EVERY_KEY = """\
+network = "bridge"
+ports = [
+  { host = "127.0.0.1", container = 8080 },
+  { host = "::1", container = 53, protocol = "udp" },
+]
+devices = [{ host = "/dev/null", container = "/dev/xnull", permissions = "rw" }]
+sysctls = { "net.ipv4.ping_group_range" = "0 1" }
+ulimits = { nofile = { soft = 1024, hard = 2048 }, nproc = 512 }
+userns = "host"
+oom_kill_disable = true
+[[waivers]]
+profile = "probe"
+rule = "host-device"
+reason = "the rendering test passes a device"
+expires = 2099-01-01
+[[waivers]]
+profile = "probe"
+rule = "host-userns"
+reason = "the rendering test shares the user namespace"
+expires = 2099-01-01
+[[waivers]]
+profile = "probe"
+rule = "oom-kill-disabled"
+reason = "the rendering test disables the OOM killer"
+expires = 2099-01-01
+"""
+
+
+def test_the_rendered_line_of_every_key_gives_the_declared_container(
+    project: Path, container_names: list[str], docker_client: Any, shipped: Policy
+) -> None:
+    policies = write_probe_policy(
+        project,
+        EVERY_KEY,
+        mounts='mounts = [{ source = ".", target = "/src", propagation = "private" }]\n',
+    )
+    code, out, err = cli("render", "probe", "--policies", str(policies), "--", "sleep", "300")
+    assert code == 0, err
+    argv = shlex.split(out.strip())
+    for flag in ("--publish", "--device", "--sysctl", "--ulimit", "--userns", "--oom-kill-disable"):
+        assert flag in argv, flag
+    name = new_name("cp-gaps-render")
+    container_names.append(name)
+    done = subprocess.run(
+        detached(argv, name), capture_output=True, text=True, cwd=project, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    inspect = docker_client.api.inspect_container(name)
+    image = docker_client.api.inspect_image(inspect["Image"])["Config"]
+    profile = load_policy([policies], project).profiles["probe"]
+    assert diff(expected_settings(profile, project, image), observed_settings(inspect, image)) == []
