@@ -60,6 +60,19 @@ def run_checks(
         "supported" if "seccomp" in options else "not supported by this engine",
         "use a kernel and dockerd built with seccomp support",
     )
+    # AppArmor and SELinux only where a profile declares them: a launch is refused otherwise.
+    enabled = {o.split(",")[0].removeprefix("name=") for o in info.security_options or []}
+    for module in ("apparmor", "selinux"):
+        users = sorted(n for n in profiles if getattr(policy.profiles[n], module))
+        if users:
+            yield Check(
+                module,
+                module in enabled,
+                "supported"
+                if module in enabled
+                else f"not supported: {', '.join(users)} would be refused at launch",
+                f"run the engine on a host with {module} enabled, or drop the profile's {module}",
+            )
     images = sorted({policy.profiles[n].image for n in profiles})
     for image in images:
         try:

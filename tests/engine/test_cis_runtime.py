@@ -461,3 +461,16 @@ def test_deep_audit_sees_a_ulimit_changed_in_the_kernel(
         assert code == 1
     finally:
         docker_client.api.remove_container(container, v=True, force=True)
+
+
+def test_doctor_says_a_profile_needing_apparmor_would_be_refused(
+    project: Path, docker_client: Any
+) -> None:
+    options = docker_client.info().get("SecurityOptions") or []
+    if any(o.split(",")[0].removeprefix("name=") == "apparmor" for o in options):
+        pytest.skip("this engine supports apparmor")
+    policies = write_probe_policy(project, 'apparmor = "docker-default"\n')
+    code, out, _ = cli("doctor", "probe", "--policies", str(policies))
+    assert code == 1, out
+    line = next(line for line in out.splitlines() if "apparmor:" in line)
+    assert "not supported: probe would be refused at launch" in line
