@@ -100,6 +100,7 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
     binary = shutil.which("chromium")
     if binary is None:
         unavailable("chromium missing: run scripts/ensure-chromium.sh")
+    assert binary is not None
     unshare = shutil.which("unshare")
     assert unshare, "unshare (util-linux) is needed to cut the browser off the network"
     return subprocess.run(
