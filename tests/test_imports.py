@@ -1,7 +1,8 @@
 """A command pays only for the imports it needs: `policy --version` and a warm `policy validate`
 import neither pydantic nor the docker SDK nor loguru; `policy audit` and `policy run` on a local
 engine never import the docker SDK (they speak the Engine API with the standard library), and a
-passing run that logs nothing does not import loguru."""
+passing run that logs nothing does not import loguru; matplotlib and jinja2 come with
+`policy report --format html` alone."""
 
 from __future__ import annotations
 
