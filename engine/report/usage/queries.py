@@ -107,6 +107,10 @@ class _Query:
         self.conn = conn
         self.top = window["top"]
         conn.execute("PRAGMA temp_store = MEMORY")
+        # Room for the window's indexes while they are built (the default 2 MiB spills and
+        # took the build of four indexes over 100,000 launches from 0.6 s to 1.1 s).
+        conn.execute("PRAGMA temp.cache_size = -65536")
+        conn.execute("PRAGMA main.cache_size = -16384")
         conn.execute(_WINDOW, window)
         conn.execute(_TESTS)
         for statement in _INDEXES:
