@@ -46,7 +46,7 @@ LOAD_ALL = (
 
 def generate(path: Path, launches: int) -> None:
     """`launches` launches of the last 7 days in a history file of the current schema."""
-    from engine.history.sqlite import LAUNCH_FIELDS, SAMPLE_FIELDS, USAGE_FIELDS, SqliteStore
+    from engine.history.sqlite import LAUNCH_FIELDS, SqliteStore
 
     SqliteStore(path).prune()  # creates the file with the current schema
     rng = random.Random(11)
@@ -73,45 +73,52 @@ def generate(path: Path, launches: int) -> None:
         conn.executemany(
             f"INSERT INTO launches (id, {', '.join(LAUNCH_FIELDS)}) VALUES ({marks})", rows
         )
-        usage = []
-        for i in range(launches):
-            limit = (512, 1024, 2048, 4096)[i % 4] << 20
-            figures = {
-                "memory_peak": limit * rng.uniform(0.05, 0.98), "cpu_average": rng.random() * 2,
-                "cpu_p95": rng.random() * 2, "throttled_share": rng.random() * 0.5,
-                "tasks_peak": 12, "fork_failures": 0, "oom_kills": 0, "open_files_start": 3,
-                "open_files_peak": 9, "open_files_end": 3, "threads_start": 1,
-                "threads_peak": 4, "threads_end": 1,
-            }  # fmt: skip
-            value: dict[str, Any] = {
-                "duration": 10.0, "cgroup_version": "2", "memory_limit": limit,
-                "cpu_quota": 2.0, "pids_limit": 256, "interval": 1.0,
-                "sampling_cpu_seconds": 0.002,
-                **figures, **{f"{k}_source": 1 for k in figures},
-            }  # fmt: skip
-            usage.append([i + 1, *(value[f] for f in USAGE_FIELDS)])
-        conn.executemany(f"INSERT INTO usage VALUES (?{', ?' * len(USAGE_FIELDS)})", usage)
-        conn.executemany(
-            "INSERT INTO violations VALUES (?, 0, 'memory-near-limit', 'warning', '90%', 'x')",
-            ((i + 1,) for i in range(0, launches, 10)),
-        )
-        conn.executemany(
-            "INSERT INTO test_cases VALUES (?, ?, 'junit.xml', 'suite', ?, ?, ?)",
-            (
-                (i + 1, k, f"test_{i % 50}_{k}", rng.random() * 5, "failed" if k == 2 else "passed")
-                for i in range(0, launches, 5)
-                for k in range(3)
-            ),
-        )
-        conn.executemany(
-            f"INSERT INTO samples VALUES (?, ?, ?{', ?' * len(SAMPLE_FIELDS)})",
-            (
-                (i + 1, s, float(s), (s + 1) << 20, s << 19, s * 0.8, 3, 5, 2)
-                for i in range(launches - 50, launches)
-                for s in range(60)
-            ),
-        )
+        _summaries(conn, launches, rng)
     conn.close()
+
+
+def _summaries(conn: sqlite3.Connection, launches: int, rng: random.Random) -> None:
+    """Each launch's usage summary, and the violations, test cases and samples of some."""
+    from engine.history.sqlite import SAMPLE_FIELDS, USAGE_FIELDS
+
+    usage = []
+    for i in range(launches):
+        limit = (512, 1024, 2048, 4096)[i % 4] << 20
+        figures = {
+            "memory_peak": limit * rng.uniform(0.05, 0.98), "cpu_average": rng.random() * 2,
+            "cpu_p95": rng.random() * 2, "throttled_share": rng.random() * 0.5,
+            "tasks_peak": 12, "fork_failures": 0, "oom_kills": 0, "open_files_start": 3,
+            "open_files_peak": 9, "open_files_end": 3, "threads_start": 1,
+            "threads_peak": 4, "threads_end": 1,
+        }  # fmt: skip
+        value: dict[str, Any] = {
+            "duration": 10.0, "cgroup_version": "2", "memory_limit": limit,
+            "cpu_quota": 2.0, "pids_limit": 256, "interval": 1.0,
+            "sampling_cpu_seconds": 0.002,
+            **figures, **{f"{k}_source": 1 for k in figures},
+        }  # fmt: skip
+        usage.append([i + 1, *(value[f] for f in USAGE_FIELDS)])
+    conn.executemany(f"INSERT INTO usage VALUES (?{', ?' * len(USAGE_FIELDS)})", usage)
+    conn.executemany(
+        "INSERT INTO violations VALUES (?, 0, 'memory-near-limit', 'warning', '90%', 'x')",
+        ((i + 1,) for i in range(0, launches, 10)),
+    )
+    conn.executemany(
+        "INSERT INTO test_cases VALUES (?, ?, 'junit.xml', 'suite', ?, ?, ?)",
+        (
+            (i + 1, k, f"test_{i % 50}_{k}", rng.random() * 5, "failed" if k == 2 else "passed")
+            for i in range(0, launches, 5)
+            for k in range(3)
+        ),
+    )
+    conn.executemany(
+        f"INSERT INTO samples VALUES (?, ?, ?{', ?' * len(SAMPLE_FIELDS)})",
+        (
+            (i + 1, s, float(s), (s + 1) << 20, s << 19, s * 0.8, 3, 5, 2)
+            for i in range(launches - 50, launches)
+            for s in range(60)
+        ),
+    )
 
 
 def _timed(argv: list[str]) -> float:
