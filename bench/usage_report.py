@@ -121,11 +121,12 @@ def _summaries(conn: sqlite3.Connection, launches: int, rng: random.Random) -> N
     )
 
 
-def _timed(argv: list[str]) -> float:
+def _timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of `argv`."""
     done = run_proc(argv)
     if done.rc != 0:
         raise SystemExit(f"bench: {' '.join(argv)} failed ({done.rc}): {done.stderr[-2000:]}")
-    return done.wall
+    return done.wall, done.cpu
 
 
 def in_process(path: Path) -> dict[str, float]:
@@ -167,10 +168,13 @@ def run(launches: int = 100_000, rounds: int = 5) -> dict[str, Any]:
         }  # fmt: skip
         _timed(variants["table"])  # warm the file's pages, untimed
         walls: dict[str, list[float]] = {k: [] for k in variants}
+        cpus: dict[str, list[float]] = {k: [] for k in variants}
         for r in range(rounds):
             order = list(variants) if r % 2 == 0 else list(reversed(variants))
             for name in order:
-                walls[name].append(_timed(variants[name]))
+                wall, cpu = _timed(variants[name])
+                walls[name].append(wall)
+                cpus[name].append(cpu)
             log(
                 f"  round {r + 1}/{rounds}: "
                 + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in walls.items())
@@ -183,6 +187,8 @@ def run(launches: int = 100_000, rounds: int = 5) -> dict[str, Any]:
         "rounds": rounds,
         "file_mib": round(size / 2**20, 1),
         "walls": {k: summary(v) for k, v in walls.items()},
+        # The CPU the command itself used: what the machine's other load does not inflate.
+        "cpus": {k: summary(v) for k, v in cpus.items()},
         "ratios_vs_load_all": {k: paired_ratio(walls[k], walls["load_all"]) for k in variants},
         "targets": {k: target(median[k], TARGET_SECONDS) for k in ("table", "json", "html")},
         "in_process_s": inside,
