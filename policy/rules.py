@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from policy.diagnostics import Severity
 from policy.model import Profile
+from policy.rule_base import Context, Rule, Violation
+from policy.runtime_rules import RUNTIME_RULES
+
+__all__ = ["RULES", "RULES_BY_ID", "Context", "Rule", "Violation"]
 
 # Sub-paths of these are as sensitive as the path itself (CIS 5.5).
 SENSITIVE_HOST_PATHS = (
@@ -24,37 +26,6 @@ SENSITIVE_HOST_PATHS = (
 )  # fmt: skip
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run")
 ALLOWED_CAP_ADD = frozenset({"NET_BIND_SERVICE"})  # what PSS "restricted" allows adding
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One way a profile breaks a rule; `key` is the profile key to point at."""
-
-    message: str
-    key: tuple[str | int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a rule may need besides the profile: the project directory mounts resolve against."""
-
-    project: Path
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A security rule. `check` yields nothing when the profile complies."""
-
-    id: str
-    title: str
-    severity: Severity
-    help: str
-    cis: str | None
-    pss: str | None
-    check: Callable[[Profile, Context], Iterator[Violation]]
-    # Judges what a policy declares, not what a container shows (a running container has no
-    # declared timeout): the audit of running containers skips it.
-    declared_only: bool = False
 
 
 def _host_path(source: str, ctx: Context) -> str:
@@ -340,5 +311,6 @@ RULES: tuple[Rule, ...] = (
         None,
         _project_writable,
     ),
+    *RUNTIME_RULES,
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}

@@ -14,6 +14,7 @@ from engine.render.interface import Renderer
 from engine.render.walk import SETTINGS, Walked
 from policy import units
 from policy.model import Profile, Tmpfs
+from policy.runtime_keys import format_ulimit
 
 # Written even when they hold the engine's default: a reviewer reads them first.
 ALWAYS = ("read_only", "network", "no_new_privileges", "seccomp")
@@ -51,12 +52,16 @@ def _value(profile: Profile, name: str) -> Any:
         return units.format_size(value)
     if name == "timeout":
         return units.format_duration(value)
-    if name in ("cap_drop", "cap_add"):
+    if name in ("cap_drop", "cap_add", "selinux"):
         return list(value)
     if name == "tmpfs":
         return {path: _tmpfs(spec) for path, spec in value.items()}
     if name == "mounts":
-        return [{"source": m.source, "target": m.target, "writable": m.writable} for m in value]
+        return [
+            {"source": m.source, "target": m.target, "writable": m.writable}
+            | ({"propagation": m.propagation} if m.propagation else {})
+            for m in value
+        ]
     if name == "healthcheck":
         check = value.model_dump(exclude_none=True)
         check["test"] = list(value.test)
@@ -64,8 +69,17 @@ def _value(profile: Profile, name: str) -> Any:
             if key in check:
                 check[key] = units.format_duration(check[key])
         return check
-    if name in ("env", "labels"):
+    if name in ("env", "labels", "sysctls"):
         return dict(value)
+    if name in ("ports", "devices"):
+        return [item.model_dump(exclude_none=True) for item in value]
+    if name == "ulimits":
+        return {
+            n: format_ulimit(u.soft)
+            if u.soft == u.hard
+            else {"soft": format_ulimit(u.soft), "hard": format_ulimit(u.hard)}
+            for n, u in sorted(value.items())
+        }
     return value
 
 

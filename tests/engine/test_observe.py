@@ -117,8 +117,8 @@ def test_docker_cli_flags_in_canonical_form(image: dict[str, Any]) -> None:
     assert s["mounts"] == [
         {"type": "bind", "source": "/work/main/docs", "target": "/docs", "writable": False}
     ]
-    assert s["devices"] == ["/dev/null:/dev/xnull"]
-    assert s["ports"] == ["8080/tcp"]
+    assert s["devices"] == ["/dev/null:/dev/xnull:rwm"]
+    assert s["ports"] == ["127.0.0.1::8080/tcp"]  # -p 127.0.0.1::8080: the engine picks the port
     assert s["healthcheck"] == {"test": ["CMD-SHELL", "true"], "interval": 5.0, "retries": 2}
     assert s["env"] == {"EXTRA": "1"}  # PATH=/bin is the image's own
     assert s["labels"] == {"team": "ci"}
@@ -292,7 +292,17 @@ def test_recorded_digest_labels_match_the_recorded_policy(policy: Policy) -> Non
                 "guardrail/networks",
             },
         ),
-        ("unmanaged-mixed", {"cap-drop-all", "cap-add", "writable-root", "guardrail/ptrace-only"}),
+        (
+            "unmanaged-mixed",
+            {
+                "cap-drop-all",
+                "cap-add",
+                "writable-root",
+                "guardrail/ptrace-only",
+                "published-port",
+                "host-device",
+            },
+        ),
     ],
 )
 def test_unmanaged_containers_are_judged_by_the_rules(
@@ -527,3 +537,23 @@ def test_compare_kernel_with_nothing_known_claims_nothing(
 ) -> None:
     expected = expected_settings(policy.profiles["isolation"], policy.project, image)
     assert compare_kernel(expected, {}) == []
+
+
+def test_capture_writes_the_ulimits_back(image: dict[str, Any], tmp_path: Path) -> None:
+    doc = copy.deepcopy(recorded("isolation-launched"))
+    doc["HostConfig"]["Ulimits"] = [
+        {"Name": "nproc", "Soft": 512, "Hard": 1024},
+        {"Name": "nofile", "Soft": 4096, "Hard": 4096},
+        {"Name": "core", "Soft": -1, "Hard": -1},
+    ]
+    text = capture_toml(doc, image, "limited")
+    body = tomllib.loads(text)["profiles"]["limited"]
+    assert body["ulimits"] == {
+        "core": "unlimited",
+        "nofile": 4096,
+        "nproc": {"soft": 512, "hard": 1024},
+    }
+    (tmp_path / "captured.toml").write_text(text)
+    loaded = load_policy([tmp_path], RECORDED_PROJECT).profiles["limited"]
+    assert loaded.ulimits == profile_from_inspect(doc, image, "limited").ulimits
+    assert observed_settings(doc, image)["ulimits"]["nproc"] == {"soft": 512, "hard": 1024}
