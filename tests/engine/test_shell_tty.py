@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from engine import labels
 from tests.helpers import POLICIES, ROOT
 from tests.processes import default_sigint, policy_command
 
@@ -32,7 +33,10 @@ def _read_all(fd: int, deadline: float) -> bytes:
 
 def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
     (ROOT / "test-results").mkdir(exist_ok=True)
-    before = {c["Id"] for c in docker_client.api.containers(all=True)}
+    # Only this checkout's containers (the shell's project is ROOT): other work on the same
+    # engine starts and leaves containers of its own meanwhile.
+    ours = {"label": f"{labels.PROJECT}={ROOT.resolve()}"}
+    before = {c["Id"] for c in docker_client.api.containers(all=True, filters=ours)}
     main, child = pty.openpty()
     # No `docker` binary on the PATH: the terminal is joined through the engine's API.
     path = "/nonexistent:" + os.path.dirname(policy_command()[0])
@@ -66,5 +70,5 @@ def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
     lines = [line.strip() for line in text.splitlines()]
     assert "1001" in lines, text  # the profile's user, on the container's own terminal
     assert any(line.startswith("/dev/pts/") for line in lines), text
-    after = {c["Id"] for c in docker_client.api.containers(all=True)}
+    after = {c["Id"] for c in docker_client.api.containers(all=True, filters=ours)}
     assert after <= before, "the shell's container was left behind"
