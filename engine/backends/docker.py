@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.backends.interface import (
     ContainerInspect,
@@ -28,6 +28,9 @@ from engine.backends.interface import (
     unix_mode,
 )
 from policy.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.backends.kinds.interface import EngineKind
 
 POOL_SIZE = 32
 API_VERSION = "1.41"
@@ -68,6 +71,7 @@ class DockerEngine:
         self.timeout = timeout
         self._api: Any = None
         self._lock = threading.Lock()
+        self._kind: EngineKind | None = None
 
     @property
     def name(self) -> str:
@@ -135,6 +139,14 @@ class DockerEngine:
     def info(self) -> EngineInfo:
         with self.errors("reach"):
             return parse(EngineInfo, self.api.info(), "system info", self.name)
+
+    def kind(self) -> EngineKind:
+        """See `Engine.kind`."""
+        if self._kind is None:
+            from engine.backends.kinds import detect
+
+            self._kind = detect(self.version(), self.info())
+        return self._kind
 
     def inspect_container(self, container: str) -> ContainerInspect:
         with self.errors("inspect container"):

@@ -21,7 +21,7 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.backends import interface as doc
 from engine.backends.unix_http import (
@@ -33,6 +33,9 @@ from engine.backends.unix_http import (
     frames,
 )
 from policy.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.backends.kinds.interface import EngineKind
 
 API_VERSION = "1.41"
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -48,6 +51,7 @@ class SocketEngine:
         self.timeout = timeout
         prefix = "/v" + os.environ.get("DOCKER_API_VERSION", API_VERSION)
         self._http = UnixHttp(self.url.removeprefix("unix://"), timeout, prefix)
+        self._kind: EngineKind | None = None
 
     @property
     def name(self) -> str:
@@ -103,6 +107,14 @@ class SocketEngine:
         return doc.parse(
             doc.EngineInfo, self._json("GET", "/info", "reach"), "system info", self.name
         )
+
+    def kind(self) -> EngineKind:
+        """See `Engine.kind`."""
+        if self._kind is None:
+            from engine.backends.kinds import detect
+
+            self._kind = detect(self.version(), self.info())
+        return self._kind
 
     def inspect_container(self, container: str) -> doc.ContainerInspect:
         document = self._json("GET", f"/containers/{_q(container)}/json", "inspect container")

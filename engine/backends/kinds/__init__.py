@@ -1,0 +1,28 @@
+"""Engine kinds: what makes Docker and Podman differ behind the same Engine API.
+
+`detect` reads the kind from the engine's own `/version` (its `Components`: Docker calls its
+daemon "Engine", Podman "Podman Engine") and `/info`, never from the URL: the same socket path
+can serve either. Each kind is one module (`docker.py`, `podman.py`) behind `interface.EngineKind`;
+`common.py` holds what every kind enforces alike (limits the engine says it cannot apply).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.backends.interface import EngineInfo, EngineVersion
+    from engine.backends.kinds.interface import EngineKind
+
+
+def detect(version: EngineVersion, info: EngineInfo) -> EngineKind:
+    """The kind of the engine that sent `version` and `info`."""
+    names = [c.name or "" for c in version.components or []]
+    if any(name.startswith("Podman") for name in names):
+        from engine.backends.kinds.podman import Podman
+
+        podman = next(c for c in version.components or [] if (c.name or "").startswith("Podman"))
+        return Podman(podman.version or version.version or "?", info)
+    from engine.backends.kinds.docker import Docker
+
+    return Docker(version.version or "?", info)

@@ -1,0 +1,155 @@
+"""Podman through its Docker-compatible API (`podman system service`), as 4.3 behaves.
+
+What Podman's compatibility layer does to a create request, and what this kind does about it:
+
+- A read-only root gets writable tmpfs mounts on /run, /tmp and /var/tmp (`--read-only-tmpfs`,
+  which the compat API always turns on, exec allowed, no size). Those are writable places the
+  profile did not declare, so they are never accepted: the request mounts each such path the
+  profile does not declare itself as a read-only, empty tmpfs (`ro,nosuid,nodev,noexec`), which
+  Podman then leaves alone. Verification and `--deep` check that nothing writable is there.
+- Every container's environment gets `container=podman` and `TERM=xterm` (containers.conf): the
+  request unsets them (`UnsetEnv`, Podman 4.3+) unless the image or the profile sets them; an
+  engine that ignores that is caught by verification as env drift. Once started, the
+  container's config also shows HOSTNAME and HOME, which Docker sets in the process too without
+  showing them: read back as absent unless the profile declares them.
+- Without a pids limit Podman applies its own (2048): the request says "no limit" (-1), as the
+  profile does.
+- Tmpfs options gain `rw`, `rprivate` and `tmpcopyup`, what Docker does without saying so, and a
+  local image's name gains `localhost/` (Podman's name for an image of no registry): both read
+  back as the profile spells them.
+- A custom seccomp profile is refused: the compat API reads `seccomp=` only as a path on the
+  engine's machine, not the validated JSON this tool sends, and its inspect does not show the
+  filter applied, so nothing could verify it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.backends.interface import ContainerInspect, CreateBody, ImageConfig
+from engine.backends.kinds.common import BaseKind
+from engine.backends.kinds.interface import KindCheck, Refusal, Settings
+from policy.model import Profile
+
+READ_ONLY_TMPFS = ("/run", "/tmp", "/var/tmp")
+MASK = "ro,nosuid,nodev,noexec"
+_MASK_OPTIONS = sorted(MASK.split(","))
+ADDED_ENV = ("TERM", "container")
+ADDED_TMPFS_OPTIONS = frozenset({"rw", "rprivate", "tmpcopyup"})
+NO_PIDS_LIMIT = -1
+
+
+class Podman(BaseKind):
+    """Podman's Docker-compatible service; see the module docstring."""
+
+    name = "Podman"
+
+    def refusals(self, profile: Profile) -> list[Refusal]:
+        out = self.limit_refusals(profile)
+        if profile.seccomp.mode == "custom":
+            out.append(
+                Refusal(
+                    "seccomp",
+                    "Podman's Docker-compatible API takes a seccomp profile only as a path on "
+                    "the engine's machine, not the validated JSON this tool sends, and does not "
+                    'show the filter it applied: use seccomp = "default" for Podman, or '
+                    "launch this profile on Docker",
+                )
+            )
+        return out
+
+    def request(self, body: CreateBody, image: ImageConfig | None = None) -> CreateBody:
+        out = dict(body)
+        host = dict(out.get("HostConfig") or {})
+        if host.get("ReadonlyRootfs"):
+            tmpfs = dict(host.get("Tmpfs") or {})
+            taken = set(tmpfs) | {m.get("Target") for m in host.get("Mounts") or []}
+            for target in READ_ONLY_TMPFS:
+                if target not in taken:
+                    tmpfs[target] = MASK
+            host["Tmpfs"] = tmpfs
+        host.setdefault("PidsLimit", NO_PIDS_LIMIT)
+        out["HostConfig"] = host
+        image_env = image.env if image is not None else None
+        own = {e.partition("=")[0] for e in [*(out.get("Env") or []), *(image_env or [])]}
+        unset = [name for name in ADDED_ENV if name not in own]
+        if unset:
+            out["UnsetEnv"] = unset
+        return out
+
+    def observed(
+        self, settings: Settings, expected: Settings | None, inspect: ContainerInspect
+    ) -> Settings:
+        out = dict(settings)
+        want = expected or {}
+        if want.get("image") and out.get("image") == "localhost/" + str(want["image"]):
+            out["image"] = want["image"]
+        out["env"] = self._env(out.get("env") or {}, want.get("env") or {}, inspect)
+        declared: dict[str, Any] = want.get("tmpfs") or {}
+        tmpfs = {}
+        for target, spec in (out.get("tmpfs") or {}).items():
+            own = set((declared.get(target) or {}).get("options") or [])
+            found = spec.get("options") or []
+            # `rw` beside `ro` is a contradiction to show, not Podman's default to hide.
+            options = [
+                o
+                for o in found
+                if o in own or o not in ADDED_TMPFS_OPTIONS or (o == "rw" and "ro" in found)
+            ]
+            spec = {**spec, "options": sorted(options)}
+            if self._mask(target, spec, declared, out):
+                continue
+            tmpfs[target] = spec
+        out["tmpfs"] = tmpfs
+        return out
+
+    @staticmethod
+    def _env(
+        env: dict[str, str], declared: dict[str, str], inspect: ContainerInspect
+    ) -> dict[str, str]:
+        """Without what Podman writes into a started container's config: HOSTNAME (the
+        container's host name) and HOME (the user's, from the image's /etc/passwd), which
+        Docker gives the process too without showing them. Declared, they are compared."""
+        out = dict(env)
+        if "HOSTNAME" not in declared and out.get("HOSTNAME") == inspect.config.hostname:
+            del out["HOSTNAME"]
+        if "HOME" not in declared:
+            out.pop("HOME", None)
+        return out
+
+    @staticmethod
+    def _mask(target: str, spec: dict[str, Any], declared: dict[str, Any], out: Settings) -> bool:
+        """Whether `spec` is the read-only mask `request` put where Podman would add a writable
+        tmpfs: exactly those options, no size, on a read-only root, at a path not declared."""
+        return (
+            bool(out.get("read_only"))
+            and target in READ_ONLY_TMPFS
+            and target not in declared
+            and spec.get("size") is None
+            and spec.get("mode") is None
+            and spec.get("options") == _MASK_OPTIONS
+        )
+
+    def kernel(self, expected: Settings, kernel: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """Where Podman adds a writable tmpfs to a read-only root, the kernel must show none, or
+        the read-only mask `request` put there, unless the profile declares that path."""
+        if not expected.get("read_only") or "tmpfs_read_only" not in kernel:
+            return []
+        declared = set(expected.get("tmpfs") or {})
+        return [
+            (f"tmpfs {target}", "absent or read-only (the root is read-only)", "writable")
+            for target in READ_ONLY_TMPFS
+            if target not in declared and kernel["tmpfs_read_only"].get(target) is False
+        ]
+
+    def checks(self) -> list[KindCheck]:
+        return [
+            *super().checks(),
+            KindCheck(
+                "podman additions",
+                True,
+                "read-only roots get /run, /tmp, /var/tmp masked read-only instead of Podman's "
+                "writable tmpfs; container=podman and TERM unset; no default pids limit; "
+                "custom seccomp profiles are refused",
+            ),
+        ]
