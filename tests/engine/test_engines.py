@@ -1,0 +1,185 @@
+"""Launch, verification, audit and `--deep` on each real engine: Docker's socket and Podman's
+service (`engine_url`, tests/podman.py), through `--host` and the Python API's `host=`, with the
+kernel's own view of the container's process read from this machine's /proc. Every test removes
+what it started on that engine and fails if anything is left (`none_left_on`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import engine as api
+from engine.audit.deep import kernel_view
+from engine.backends.unix_socket import SocketEngine
+from engine.launcher.spec import LaunchSpec, UnenforceableError
+from engine.render.interface import render
+from engine.render.request import EngineRequest
+from policy.loader import load_policy
+from tests.helpers import POLICIES, cli, status_fields, write_probe_policy
+from tests.podman import of_project
+
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
+
+LeftCheck = Callable[[str], None]
+# What the probe prints: who it is, its environment, and which of Podman's paths it can write.
+PROBE = (
+    "id -u; env; for d in /run /var/tmp /tmp; do "
+    "touch $d/probe 2>/dev/null && echo writable:$d || echo read-only:$d; done"
+)
+
+
+def options(policies: Path, project: Path, url: str) -> tuple[str, ...]:
+    return ("--policies", str(policies), "--project", str(project), "--host", url)
+
+
+def test_policy_run_gives_the_profile_on_each_engine(
+    project: Path, engine_url: str, none_left_on: LeftCheck
+) -> None:
+    none_left_on(engine_url)
+    policies = write_probe_policy(project)
+    code, out, err = cli(
+        "run", "probe", *options(policies, project, engine_url), "--", "sh", "-c", PROBE
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "1001"
+    # Podman's own additions are gone: no container=podman or TERM, no writable /run, /var/tmp.
+    assert not any(ln.startswith(("container=", "TERM=")) for ln in lines), out
+    assert "writable:/tmp" in lines
+    assert "writable:/run" not in lines and "writable:/var/tmp" not in lines
+
+
+def test_the_kernel_shows_the_profile_on_each_engine(
+    project: Path, engine_url: str, none_left_on: LeftCheck
+) -> None:
+    none_left_on(engine_url)
+    policies = write_probe_policy(project)
+    with api.container(
+        "probe", ["sleep", "60"], policies=policies, project=project, host=engine_url
+    ) as running:
+        pid = running.engine.inspect_container(running.id).state.pid
+        status = status_fields(Path(f"/proc/{pid}/status").read_text())
+        view = kernel_view(pid)
+    assert status["Uid"].split()[1] == "1001" and status["Gid"].split()[1] == "1001"
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"
+    assert view["read_only"] is True
+    assert (view["memory"], view["pids_limit"], view["cpus"]) == (256 * 2**20, 256, 1.0)
+    assert view["tmpfs_read_only"]["/tmp"] is False
+    assert all(view["tmpfs_read_only"].get(p, True) for p in ("/run", "/var/tmp"))
+
+
+def test_the_python_api_launches_on_the_engine_it_is_given(
+    project: Path, engine_url: str, none_left_on: LeftCheck
+) -> None:
+    none_left_on(engine_url)
+    policies = write_probe_policy(project)
+    result = api.launch(
+        "probe",
+        ["sh", "-c", "echo from $(id -u)"],
+        policies=policies,
+        project=project,
+        host=engine_url,
+    )
+    assert (result.exit_code, result.output) == (0, "from 1001\n")
+
+
+def test_audit_and_deep_are_clean_then_catch_a_raised_kernel_limit(
+    project: Path, engine_url: str, none_left_on: LeftCheck
+) -> None:
+    none_left_on(engine_url)
+    policies = write_probe_policy(project)
+    opts = options(policies, project, engine_url)
+    only = ("--filter", f"label=io.container-policy.project={project.resolve()}")
+    with api.container(
+        "probe", ["sleep", "60"], policies=policies, project=project, host=engine_url
+    ) as running:
+        code, out, err = cli("audit", *opts, *only, "--deep")
+        assert code == 0, out + err
+        assert "1 clean" in out
+        # Someone raises the memory limit behind the engine's back: only the kernel shows it.
+        pid = running.engine.inspect_container(running.id).state.pid
+        memory = next(
+            ln.split(":", 2)[2]
+            for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+            if ":memory:" in ln
+        )
+        Path(f"/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes").write_text(str(512 * 2**20))
+        code, out, _ = cli("audit", *opts, *only)
+        assert code == 0, out  # the engine's inspect still says 256 MiB
+        code, out, _ = cli("audit", *opts, *only, "--deep")
+    assert code == 1
+    assert "kernel memory: expected 268435456, the kernel has 536870912" in out
+
+
+def test_a_forged_container_with_podmans_additions_is_drift(
+    project: Path, podman: SocketEngine, podman_url: str, none_left_on: LeftCheck
+) -> None:
+    """A container created on Podman with the profile's labels but the plain request (as anyone
+    can): Podman's writable /run and /var/tmp and its env are found, never accepted."""
+    none_left_on(podman_url)
+    policies = write_probe_policy(project)
+    policy = load_policy([policies], project)
+    spec = LaunchSpec(
+        profile=policy.profiles["probe"],
+        project=project,
+        policy_file=policy.declared["probe"].source.display,
+        digest=policy.digest("probe"),
+        command=("sleep", "60"),
+    )
+    (project / "test-results").mkdir()
+    forged = podman.create(render(EngineRequest(), spec.walked).value, spec.name)
+    try:
+        podman.start(forged)
+        code, out, _ = cli("audit", *options(policies, project, podman_url), "--format", "json")
+    finally:
+        podman.remove(forged)
+    assert code == 1
+    found = {f["field"]: f for c in json.loads(out)["containers"] for f in c["findings"]}
+    assert set(found) == {"tmpfs", "env"}
+    assert set(found["tmpfs"]["actual"]) == {"/run", "/tmp", "/var/tmp"}
+    assert found["env"]["actual"] == {"TERM": "xterm", "container": "podman"}
+
+
+def test_a_field_podman_cannot_enforce_is_refused_before_anything_exists(
+    project: Path, podman: SocketEngine, podman_url: str, none_left_on: LeftCheck
+) -> None:
+    none_left_on(podman_url)
+    policies = write_probe_policy(project, 'seccomp = "seccomp/test-runner.json"\n')
+    (policies / "seccomp").mkdir()
+    shutil.copy(POLICIES / "seccomp" / "test-runner.json", policies / "seccomp")
+    code, out, err = cli("run", "probe", *options(policies, project, podman_url), "--", "true")
+    assert code == 2
+    assert "profile 'probe' cannot be enforced by Podman 4" in err
+    assert "  seccomp: Podman's Docker-compatible API takes a seccomp profile only as a path" in err
+    assert of_project(podman, project) == []
+    with pytest.raises(UnenforceableError) as refused:
+        api.launch("probe", ["true"], policies=policies, project=project, host=podman_url)
+    assert [r.field for r in refused.value.refusals] == ["seccomp"]
+    code, out, _ = cli("doctor", "probe", *options(policies, project, podman_url))
+    assert code == 1
+    assert "Podman 4.3.1 (API 1.41)" in out
+    assert "FAIL  profile probe: seccomp: cannot be enforced by Podman" in out
+
+
+def test_doctor_names_the_engine_kind(project: Path, engine_url: str) -> None:
+    policies = write_probe_policy(project)
+    code, out, _ = cli("doctor", "probe", *options(policies, project, engine_url))
+    assert code == 0, out
+    name = "Podman" if "podman" in engine_url else "Docker"
+    assert f"ok    engine: {engine_url} answers, {name} " in out
+
+
+@pytest.mark.parametrize(
+    "url", ["podman.sock", "unix://relative.sock", "unix://", "ftp://host", "-x"]
+)
+def test_a_host_that_is_not_an_engine_url_is_a_usage_error(project: Path, url: str) -> None:
+    policies = write_probe_policy(project)
+    code, _, err = cli("run", "probe", "--policies", str(policies), f"--host={url}", "--", "true")
+    assert code == 2
+    assert "--host" in err and "Traceback" not in err

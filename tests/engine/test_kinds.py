@@ -1,0 +1,164 @@
+"""Engine kinds on documents recorded from the real engines (tests/data/inspect): which engine it
+is, what Podman's compat API adds and how each addition is treated, what is refused by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.audit.drift import diff
+from engine.backends.interface import EngineInfo, EngineVersion
+from engine.backends.kinds import detect
+from engine.backends.kinds.podman import MASK, Podman
+from policy.loader import Policy
+from tests.documents import (
+    RECORDED_PROJECT,
+    expected_settings,
+    image_config,
+    inspect_doc,
+    observed_settings,
+    recorded,
+)
+
+IMAGE = recorded("image-simple-test-isolation")["Config"]
+
+
+def kind_of(engine: str) -> Any:
+    version = EngineVersion.model_validate(recorded(f"{engine}-version"))
+    info = EngineInfo.model_validate(recorded(f"{engine}-info"))
+    return detect(version, info)
+
+
+def podman() -> Podman:
+    kind = kind_of("podman")
+    assert isinstance(kind, Podman)
+    return kind
+
+
+def test_the_kind_is_read_from_the_engines_own_version_document() -> None:
+    assert (kind_of("docker").name, kind_of("docker").version) == ("Docker", "20.10.24+dfsg1")
+    # Podman says API 1.41 and Version 4.3.1 at the top; its component names it.
+    assert (kind_of("podman").name, kind_of("podman").version) == ("Podman", "4.3.1")
+    assert kind_of("podman").describe() == "Podman 4.3.1 (rootful, cgroup v1)"
+
+
+def test_a_version_without_components_is_docker() -> None:
+    assert detect(EngineVersion(), EngineInfo()).name == "Docker"
+
+
+def launched(policy: Policy, name: str = "podman-isolation-launched") -> tuple[Any, Any, Any]:
+    document = recorded(name)
+    expected = expected_settings(policy.profiles["isolation"], RECORDED_PROJECT, IMAGE)
+    return document, expected, observed_settings(document, IMAGE)
+
+
+def test_a_launched_podman_container_reads_back_as_its_profile(policy: Policy) -> None:
+    document, expected, observed = launched(policy)
+    # As Podman shows it: its image name, its tmpfs options, the masks, HOSTNAME and HOME.
+    assert observed["image"] == "localhost/simple-test-isolation:latest"
+    assert set(observed["tmpfs"]) == {"/run", "/tmp", "/var/tmp"}
+    assert set(observed["env"]) == {"HOME", "HOSTNAME"}
+    assert diff(expected, podman().observed(observed, expected, inspect_doc(document))) == []
+
+
+def test_the_same_document_is_drift_for_docker(policy: Policy) -> None:
+    document, expected, observed = launched(policy)
+    fields = {
+        d.field
+        for d in diff(
+            expected, kind_of("docker").observed(observed, expected, inspect_doc(document))
+        )
+    }
+    assert fields == {"image", "tmpfs", "env"}
+
+
+def test_podmans_writable_tmpfs_and_env_are_never_accepted(policy: Policy) -> None:
+    # Created from the plain request (no masks, nothing unset): what Podman adds by itself.
+    document, expected, observed = launched(policy, "podman-isolation-unmasked")
+    drifts = {
+        d.field: d
+        for d in diff(expected, podman().observed(observed, expected, inspect_doc(document)))
+    }
+    assert set(drifts) == {"tmpfs", "env"}
+    assert set(drifts["tmpfs"].actual) == {"/run", "/tmp", "/var/tmp"}
+    assert drifts["tmpfs"].actual["/run"]["options"] == ["nodev", "nosuid"]  # exec allowed
+    assert drifts["env"].actual == {"TERM": "xterm", "container": "podman"}
+
+
+def test_a_writable_tmpfs_at_a_declared_path_is_still_compared(policy: Policy) -> None:
+    document, expected, observed = launched(policy)
+    changed = {
+        **observed,
+        "tmpfs": {**observed["tmpfs"], "/tmp": {**observed["tmpfs"]["/tmp"], "size": None}},
+    }
+    drifts = diff(expected, podman().observed(changed, expected, inspect_doc(document)))
+    assert [d.field for d in drifts] == ["tmpfs"]
+
+
+def test_a_declared_hostname_or_home_is_compared(policy: Policy) -> None:
+    document, expected, observed = launched(policy)
+    declared = {**expected, "env": {"HOME": "/elsewhere"}}
+    drifts = diff(declared, podman().observed(observed, declared, inspect_doc(document)))
+    assert [(d.field, d.actual) for d in drifts] == [("env", {"HOME": "/home/testuser"})]
+
+
+def test_the_request_masks_unsets_and_lifts_the_pids_default() -> None:
+    body = {
+        "Image": "x",
+        "Env": ["TERM=dumb"],
+        "HostConfig": {"ReadonlyRootfs": True, "Tmpfs": {"/tmp": "size=1m"}},
+    }
+    out = podman().request(body, image_config({"Env": ["PATH=/bin"]}))
+    assert out["HostConfig"]["Tmpfs"] == {"/tmp": "size=1m", "/run": MASK, "/var/tmp": MASK}
+    assert out["HostConfig"]["PidsLimit"] == -1
+    assert out["UnsetEnv"] == ["container"]  # TERM is the profile's own
+    assert body["HostConfig"] == {"ReadonlyRootfs": True, "Tmpfs": {"/tmp": "size=1m"}}
+
+
+def test_a_writable_root_gets_no_masks_and_a_set_pids_limit_stays() -> None:
+    out = podman().request({"Image": "x", "HostConfig": {"PidsLimit": 64}}, None)
+    assert "Tmpfs" not in out["HostConfig"]
+    assert out["HostConfig"]["PidsLimit"] == 64
+    assert out["UnsetEnv"] == ["TERM", "container"]
+
+
+def test_a_bind_mount_at_a_podman_path_is_not_masked() -> None:
+    body = {"HostConfig": {"ReadonlyRootfs": True, "Mounts": [{"Target": "/run"}]}}
+    assert set(podman().request(body)["HostConfig"]["Tmpfs"]) == {"/tmp", "/var/tmp"}
+
+
+def test_a_custom_seccomp_profile_is_refused_by_name_on_podman_only(policy: Policy) -> None:
+    jit = policy.profiles["jit"]
+    assert [r.field for r in podman().refusals(jit)] == ["seccomp"]
+    assert kind_of("docker").refusals(jit) == []
+    assert podman().refusals(policy.profiles["isolation"]) == []
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_rootless_on_cgroup_v1_refuses_every_limit(policy: Policy, engine: str) -> None:
+    info = recorded(f"{engine}-info")
+    rootless = EngineInfo.model_validate(
+        {**info, "SecurityOptions": [*info["SecurityOptions"], "name=rootless"]}
+    )
+    kind = detect(EngineVersion.model_validate(recorded(f"{engine}-version")), rootless)
+    refused = kind.refusals(policy.profiles["isolation"])
+    assert [r.field for r in refused] == ["memory", "cpus", "pids_limit"]
+    assert "cgroup v1" in refused[0].why
+    assert not kind.checks()[0].ok
+
+
+def test_a_limit_the_engine_says_it_cannot_apply_is_refused(policy: Policy) -> None:
+    info = {**recorded("docker-info"), "MemoryLimit": False}
+    kind = detect(
+        EngineVersion.model_validate(recorded("docker-version")), EngineInfo.model_validate(info)
+    )
+    assert [r.field for r in kind.refusals(policy.profiles["isolation"])] == ["memory"]
+
+
+def test_deep_flags_a_writable_podman_tmpfs_the_profile_did_not_declare(policy: Policy) -> None:
+    _, expected, _ = launched(policy)
+    masked = {"tmpfs_read_only": {"/tmp": False, "/run": True, "/var/tmp": True, "/dev": False}}
+    assert podman().kernel(expected, masked) == []
+    writable = {"tmpfs_read_only": {"/tmp": False, "/run": False, "/dev/shm": False}}
+    assert [f for f, _, _ in podman().kernel(expected, writable)] == ["tmpfs /run"]
