@@ -11,16 +11,14 @@
 #   differ there (no registry is used);
 # - `podman system service --time=0` serves the Docker-compatible API on
 #   PODMAN_SOCKET, with its own storage (PODMAN_ROOT, PODMAN_RUNROOT) so the
-#   tests never touch a user's containers or images, and its own containers.conf
-#   (below); the script waits up to PODMAN_WAIT_SECONDS for /_ping and records
+#   tests never touch a user's containers or images; the script waits up to PODMAN_WAIT_SECONDS for /_ping and records
 #   the service's pid in PODMAN_RUNROOT/service.pid. Idempotent: a service that
 #   answers is left as it is.
 #
-# containers.conf: Podman gives every container its own default ulimits (nofile
-# 1048576); where the service's hard limit is lower (here: 20000, no
-# CAP_SYS_RESOURCE), runc refuses them at start ("error setting rlimit type 7").
-# The test service's default_ulimits are modest fixed values (nofile 8192, nproc 4096), under
-# any hard limit seen on these machines.
+# The service is stock Podman: it gives every container nofile and nproc limits of
+# its own (nofile 1048576), which runc refuses at start where the service's hard limit
+# is lower (here: 20000, no CAP_SYS_RESOURCE). Profiles launched on Podman must declare
+# both (engine/backends/kinds/podman.py), and tests that create containers by hand do.
 #
 # Environment: PODMAN_SOCKET (default /run/container-policy-podman/podman.sock),
 #   PODMAN_ROOT (default /var/lib/container-policy-podman/storage),
@@ -36,7 +34,6 @@ RUNROOT="${PODMAN_RUNROOT:-/run/container-policy-podman/runroot}"
 LOG="${PODMAN_LOG:-$RUNROOT/service.log}"
 WAIT_SECONDS="${PODMAN_WAIT_SECONDS:-30}"
 PIDFILE="$RUNROOT/service.pid"
-CONF="$RUNROOT/containers.conf"
 IMAGES=(simple-test-isolation:latest simple-test-full:latest)
 
 log() { printf 'ensure-podman: %s\n' "$*" >&2; }
@@ -83,9 +80,8 @@ fi
 mkdir -p "$(dirname "$SOCKET")" "$RUNROOT" "$ROOT"
 if ! answers; then
     stop
-    printf '[containers]\ndefault_ulimits = ["nofile=8192:8192", "nproc=4096:4096"]\n' >"$CONF"
     log "starting podman system service on unix://$SOCKET (log $LOG)"
-    CONTAINERS_CONF="$CONF" setsid podman --root "$ROOT" --runroot "$RUNROOT" \
+    setsid podman --root "$ROOT" --runroot "$RUNROOT" \
         system service --time=0 "unix://$SOCKET" >"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     for _ in $(seq $((WAIT_SECONDS * 10))); do

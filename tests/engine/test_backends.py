@@ -44,7 +44,10 @@ def made(backend: Engine) -> Iterator[Any]:
     def make(command: list[str], **extra: Any) -> str:
         name = new_name("cp-backend")
         names.append(name)
-        body = {"Image": TEST_IMAGE, "Cmd": command, "HostConfig": {"NetworkMode": "none"}}
+        # Explicit ulimits: Podman's own defaults exceed this machine's hard limit.
+        host = {"NetworkMode": "none", "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]}
+        host["Ulimits"].append({"Name": "nproc", "Soft": 1024, "Hard": 1024})
+        body = {"Image": TEST_IMAGE, "Cmd": command, "HostConfig": host}
         body.update(extra)
         return backend.create(body, name)
 

@@ -6,6 +6,7 @@ what it started on that engine and fails if anything is left (`none_left_on`).""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,8 @@ from tests.podman import of_project
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
 LeftCheck = Callable[[str], None]
+# Podman needs both declared (its own defaults exceed this machine's hard limit).
+ULIMITS = "ulimits = { nofile = 1024, nproc = 1024 }\n"
 # What the probe prints: who it is, its environment, and which of Podman's paths it can write.
 PROBE = (
     "id -u; env; for d in /run /var/tmp /tmp; do "
@@ -40,7 +43,7 @@ def test_policy_run_gives_the_profile_on_each_engine(
     project: Path, engine_url: str, none_left_on: LeftCheck
 ) -> None:
     none_left_on(engine_url)
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     code, out, err = cli(
         "run", "probe", *options(policies, project, engine_url), "--", "sh", "-c", PROBE
     )
@@ -57,17 +60,20 @@ def test_the_kernel_shows_the_profile_on_each_engine(
     project: Path, engine_url: str, none_left_on: LeftCheck
 ) -> None:
     none_left_on(engine_url)
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     with api.container(
         "probe", ["sleep", "60"], policies=policies, project=project, host=engine_url
     ) as running:
         pid = running.engine.inspect_container(running.id).state.pid
         status = status_fields(Path(f"/proc/{pid}/status").read_text())
         view = kernel_view(pid)
+        limits = Path(f"/proc/{pid}/limits").read_text()
     assert status["Uid"].split()[1] == "1001" and status["Gid"].split()[1] == "1001"
     assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"
+    assert re.search(r"Max open files\s+1024\s+1024", limits), limits
+    assert re.search(r"Max processes\s+1024\s+1024", limits), limits
     assert view["read_only"] is True
     assert (view["memory"], view["pids_limit"], view["cpus"]) == (256 * 2**20, 256, 1.0)
     assert view["tmpfs_read_only"]["/tmp"] is False
@@ -78,7 +84,7 @@ def test_the_python_api_launches_on_the_engine_it_is_given(
     project: Path, engine_url: str, none_left_on: LeftCheck
 ) -> None:
     none_left_on(engine_url)
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     result = api.launch(
         "probe",
         ["sh", "-c", "echo from $(id -u)"],
@@ -93,7 +99,7 @@ def test_audit_and_deep_are_clean_then_catch_a_raised_kernel_limit(
     project: Path, engine_url: str, none_left_on: LeftCheck
 ) -> None:
     none_left_on(engine_url)
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     opts = options(policies, project, engine_url)
     only = ("--filter", f"label=io.container-policy.project={project.resolve()}")
     with api.container(
@@ -123,7 +129,7 @@ def test_a_forged_container_with_podmans_additions_is_drift(
     """A container created on Podman with the profile's labels but the plain request (as anyone
     can): Podman's writable /run and /var/tmp and its env are found, never accepted."""
     none_left_on(podman_url)
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     policy = load_policy([policies], project)
     spec = LaunchSpec(
         profile=policy.profiles["probe"],
@@ -150,7 +156,7 @@ def test_a_field_podman_cannot_enforce_is_refused_before_anything_exists(
     project: Path, podman: SocketEngine, podman_url: str, none_left_on: LeftCheck
 ) -> None:
     none_left_on(podman_url)
-    policies = write_probe_policy(project, 'seccomp = "seccomp/test-runner.json"\n')
+    policies = write_probe_policy(project, ULIMITS + 'seccomp = "seccomp/test-runner.json"\n')
     (policies / "seccomp").mkdir()
     shutil.copy(POLICIES / "seccomp" / "test-runner.json", policies / "seccomp")
     code, out, err = cli("run", "probe", *options(policies, project, podman_url), "--", "true")
@@ -168,7 +174,7 @@ def test_a_field_podman_cannot_enforce_is_refused_before_anything_exists(
 
 
 def test_doctor_names_the_engine_kind(project: Path, engine_url: str) -> None:
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     code, out, _ = cli("doctor", "probe", *options(policies, project, engine_url))
     assert code == 0, out
     name = "Podman" if "podman" in engine_url else "Docker"
@@ -179,7 +185,19 @@ def test_doctor_names_the_engine_kind(project: Path, engine_url: str) -> None:
     "url", ["podman.sock", "unix://relative.sock", "unix://", "ftp://host", "-x"]
 )
 def test_a_host_that_is_not_an_engine_url_is_a_usage_error(project: Path, url: str) -> None:
-    policies = write_probe_policy(project)
+    policies = write_probe_policy(project, ULIMITS)
     code, _, err = cli("run", "probe", "--policies", str(policies), f"--host={url}", "--", "true")
     assert code == 2
     assert "--host" in err and "Traceback" not in err
+
+
+def test_a_profile_without_nofile_and_nproc_is_refused_on_podman(
+    project: Path, podman: SocketEngine, podman_url: str, none_left_on: LeftCheck
+) -> None:
+    none_left_on(podman_url)
+    policies = write_probe_policy(project, "ulimits = { nofile = 1024 }\n")
+    code, _, err = cli("run", "probe", *options(policies, project, podman_url), "--", "true")
+    assert code == 2
+    assert "  ulimits: Podman gives every container nproc limits of its own" in err
+    assert "declare both" in err
+    assert of_project(podman, project) == []

@@ -12,6 +12,8 @@ from engine.backends.interface import EngineInfo, EngineVersion
 from engine.backends.kinds import detect
 from engine.backends.kinds.podman import MASK, Podman
 from policy.loader import Policy
+from policy.model import Profile
+from policy.runtime_keys import Ulimit
 from tests.documents import (
     RECORDED_PROJECT,
     expected_settings,
@@ -47,9 +49,15 @@ def test_a_version_without_components_is_docker() -> None:
     assert detect(EngineVersion(), EngineInfo()).name == "Docker"
 
 
+# The ulimits the recorded Podman containers got (the service's defaults when they were recorded,
+# before the policy had the key): what a profile declaring them expects.
+RECORDED_ULIMITS = {"nofile": {"soft": 8192, "hard": 8192}, "nproc": {"soft": 4096, "hard": 4096}}
+
+
 def launched(policy: Policy, name: str = "podman-isolation-launched") -> tuple[Any, Any, Any]:
     document = recorded(name)
     expected = expected_settings(policy.profiles["isolation"], RECORDED_PROJECT, IMAGE)
+    expected["ulimits"] = RECORDED_ULIMITS
     return document, expected, observed_settings(document, IMAGE)
 
 
@@ -59,6 +67,7 @@ def test_a_launched_podman_container_reads_back_as_its_profile(policy: Policy) -
     assert observed["image"] == "localhost/simple-test-isolation:latest"
     assert set(observed["tmpfs"]) == {"/run", "/tmp", "/var/tmp"}
     assert set(observed["env"]) == {"HOME", "HOSTNAME"}
+    assert set(observed["ulimits"]) == {"RLIMIT_NOFILE", "RLIMIT_NPROC"}
     assert diff(expected, podman().observed(observed, expected, inspect_doc(document))) == []
 
 
@@ -70,7 +79,7 @@ def test_the_same_document_is_drift_for_docker(policy: Policy) -> None:
             expected, kind_of("docker").observed(observed, expected, inspect_doc(document))
         )
     }
-    assert fields == {"image", "tmpfs", "env"}
+    assert fields == {"image", "tmpfs", "env", "ulimits"}
 
 
 def test_podmans_writable_tmpfs_and_env_are_never_accepted(policy: Policy) -> None:
@@ -128,11 +137,43 @@ def test_a_bind_mount_at_a_podman_path_is_not_masked() -> None:
     assert set(podman().request(body)["HostConfig"]["Tmpfs"]) == {"/tmp", "/var/tmp"}
 
 
+def with_ulimits(profile: Profile, **limits: int) -> Profile:
+    return profile.model_copy(
+        update={"ulimits": {n: Ulimit(soft=v, hard=v) for n, v in limits.items()}}
+    )
+
+
 def test_a_custom_seccomp_profile_is_refused_by_name_on_podman_only(policy: Policy) -> None:
-    jit = policy.profiles["jit"]
+    jit = with_ulimits(policy.profiles["jit"], nofile=1024, nproc=1024)
     assert [r.field for r in podman().refusals(jit)] == ["seccomp"]
     assert kind_of("docker").refusals(jit) == []
-    assert podman().refusals(policy.profiles["isolation"]) == []
+    isolation = with_ulimits(policy.profiles["isolation"], nofile=1024, nproc=1024)
+    assert podman().refusals(isolation) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "missing"),
+    [({}, "nofile and nproc"), ({"nofile": 64}, "nproc"), ({"nproc": 64}, "nofile")],
+)
+def test_podman_refuses_a_profile_without_nofile_and_nproc(
+    policy: Policy, limits: dict[str, int], missing: str
+) -> None:
+    profile = with_ulimits(policy.profiles["isolation"], **limits)
+    refused = podman().refusals(profile)
+    assert [r.field for r in refused] == ["ulimits"]
+    assert f"Podman gives every container {missing} limits of its own" in refused[0].why
+    assert kind_of("docker").refusals(profile) == []
+
+
+def test_rootless_podman_refuses_ulimits_it_would_drop(policy: Policy) -> None:
+    info = recorded("podman-info")
+    rootless = EngineInfo.model_validate(
+        {**info, "SecurityOptions": [*info["SecurityOptions"], "name=rootless"]}
+    )
+    kind = detect(EngineVersion.model_validate(recorded("podman-version")), rootless)
+    profile = with_ulimits(policy.profiles["parallel"], nofile=64, nproc=64)
+    why = {r.field: r.why for r in kind.refusals(profile)}
+    assert "drops a request's ulimits" in why["ulimits"]
 
 
 @pytest.mark.parametrize("engine", ["docker", "podman"])
@@ -143,7 +184,8 @@ def test_rootless_on_cgroup_v1_refuses_every_limit(policy: Policy, engine: str) 
     )
     kind = detect(EngineVersion.model_validate(recorded(f"{engine}-version")), rootless)
     refused = kind.refusals(policy.profiles["isolation"])
-    assert [r.field for r in refused] == ["memory", "cpus", "pids_limit"]
+    expected = ["memory", "cpus", "pids_limit"] + (["ulimits"] if engine == "podman" else [])
+    assert [r.field for r in refused] == expected
     assert "cgroup v1" in refused[0].why
     assert not kind.checks()[0].ok
 

@@ -17,6 +17,12 @@ What Podman's compatibility layer does to a create request, and what this kind d
 - Tmpfs options gain `rw`, `rprivate` and `tmpcopyup`, what Docker does without saying so, and a
   local image's name gains `localhost/` (Podman's name for an image of no registry): both read
   back as the profile spells them.
+- Podman gives every container nofile and nproc limits of its own (containers.conf; 1048576 open
+  files by default), whatever the request leaves out, and runc refuses them at start where they
+  exceed the engine's hard limit ("error setting rlimit type 7"): a profile must declare both
+  (`ulimits`), or it is refused before anything is created. Inspect names them `RLIMIT_NOFILE`;
+  they read back as the profile spells them (`nofile`). Rootless, the compat API drops the
+  request's ulimits altogether, so a rootless Podman is refused any profile.
 - A custom seccomp profile is refused: the compat API reads `seccomp=` only as a path on the
   engine's machine, not the validated JSON this tool sends, and its inspect does not show the
   filter applied, so nothing could verify it.
@@ -32,6 +38,7 @@ from engine.backends.kinds.interface import KindCheck, Refusal, Settings
 from policy.model import Profile
 
 READ_ONLY_TMPFS = ("/run", "/tmp", "/var/tmp")
+REQUIRED_ULIMITS = ("nofile", "nproc")
 MASK = "ro,nosuid,nodev,noexec"
 _MASK_OPTIONS = sorted(MASK.split(","))
 ADDED_ENV = ("TERM", "container")
@@ -46,6 +53,7 @@ class Podman(BaseKind):
 
     def refusals(self, profile: Profile) -> list[Refusal]:
         out = self.limit_refusals(profile)
+        out.extend(self._ulimit_refusals(profile))
         if profile.seccomp.mode == "custom":
             out.append(
                 Refusal(
@@ -57,6 +65,29 @@ class Podman(BaseKind):
                 )
             )
         return out
+
+    def _ulimit_refusals(self, profile: Profile) -> list[Refusal]:
+        if self.rootless:
+            return [
+                Refusal(
+                    "ulimits",
+                    "rootless Podman's Docker-compatible API drops a request's ulimits and "
+                    "applies its own, so no profile's limits can be enforced: run Podman's "
+                    "service as root, or use Docker",
+                )
+            ]
+        missing = [name for name in REQUIRED_ULIMITS if name not in profile.ulimits]
+        if not missing:
+            return []
+        return [
+            Refusal(
+                "ulimits",
+                f"Podman gives every container {' and '.join(missing)} limits of its own "
+                "(containers.conf; nofile 1048576 by default), which this profile does not "
+                "choose and which fail at start where they exceed the engine's hard limit: "
+                "declare both, for example ulimits = { nofile = 4096, nproc = 4096 }",
+            )
+        ]
 
     def request(self, body: CreateBody, image: ImageConfig | None = None) -> CreateBody:
         out = dict(body)
@@ -85,6 +116,10 @@ class Podman(BaseKind):
         if want.get("image") and out.get("image") == "localhost/" + str(want["image"]):
             out["image"] = want["image"]
         out["env"] = self._env(out.get("env") or {}, want.get("env") or {}, inspect)
+        out["ulimits"] = {
+            name.removeprefix("RLIMIT_").lower(): limits
+            for name, limits in sorted((out.get("ulimits") or {}).items())
+        }
         declared: dict[str, Any] = want.get("tmpfs") or {}
         tmpfs = {}
         for target, spec in (out.get("tmpfs") or {}).items():
@@ -150,6 +185,7 @@ class Podman(BaseKind):
                 True,
                 "read-only roots get /run, /tmp, /var/tmp masked read-only instead of Podman's "
                 "writable tmpfs; container=podman and TERM unset; no default pids limit; "
-                "custom seccomp profiles are refused",
+                "profiles must declare nofile and nproc ulimits; custom seccomp profiles are "
+                "refused",
             ),
         ]
