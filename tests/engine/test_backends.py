@@ -45,8 +45,8 @@ def made(backend: Engine) -> Iterator[Any]:
         name = new_name("cp-backend")
         names.append(name)
         # Explicit ulimits: Podman's own defaults exceed this machine's hard limit.
-        host = {"NetworkMode": "none", "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]}
-        host["Ulimits"].append({"Name": "nproc", "Soft": 1024, "Hard": 1024})
+        ulimits = [{"Name": n, "Soft": 1024, "Hard": 1024} for n in ("nofile", "nproc")]
+        host: dict[str, Any] = {"NetworkMode": "none", "Ulimits": ulimits}
         body = {"Image": TEST_IMAGE, "Cmd": command, "HostConfig": host}
         body.update(extra)
         return backend.create(body, name)
