@@ -3,6 +3,10 @@
 #
 #   scripts/ensure-podman.sh           install, load the test images, start the service
 #   scripts/ensure-podman.sh --stop    remove the service's containers and stop it
+#   scripts/ensure-podman.sh --rootless       the same service run by an unprivileged user
+#   scripts/ensure-podman.sh --stop-rootless  (PODMAN_ROOTLESS_USER, created with useradd
+#                                             and its subordinate ids when missing; its
+#                                             socket is /run/user/UID/podman.sock)
 #
 # - podman missing: as root with apt-get, install Debian's podman (otherwise say
 #   what to do and exit 2);
@@ -62,11 +66,54 @@ stop() {
     rm -f "$SOCKET"
 }
 
-if [ "${1:-}" = "--stop" ]; then
-    stop
-    exit 0
-fi
-[ $# -eq 0 ] || die "unknown argument: $1 (usage: scripts/ensure-podman.sh [--stop])"
+ROOTLESS_USER="${PODMAN_ROOTLESS_USER:-policy-rootless}"
+
+rootless() {
+    # A user of its own with subordinate ids (useradd gives them), its runtime directory, the
+    # test image in its store, and its service; stopped (and its containers removed) by --stop.
+    id "$ROOTLESS_USER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$ROOTLESS_USER" \
+        || die "useradd $ROOTLESS_USER failed"
+    grep -q "^$ROOTLESS_USER:" /etc/subuid || die "$ROOTLESS_USER has no subordinate uids in /etc/subuid"
+    local uid run
+    uid=$(id -u "$ROOTLESS_USER")
+    run="/run/user/$uid"
+    install -d -m 700 -o "$ROOTLESS_USER" "$run"
+    local as=(su -s /bin/sh "$ROOTLESS_USER" -c)
+    local env="XDG_RUNTIME_DIR=$run; export XDG_RUNTIME_DIR; cd /"
+    if ! curl -fsS --max-time 5 --unix-socket "$run/podman.sock" http://d/_ping >/dev/null 2>&1; then
+        docker save "${IMAGES[0]}" | "${as[@]}" "$env; podman load -q" >/dev/null 2>&1 \
+            || die "podman load as $ROOTLESS_USER failed"
+        "${as[@]}" "$env; setsid podman system service --time=0 unix://$run/podman.sock >$run/service.log 2>&1 </dev/null &"
+        for _ in $(seq $((WAIT_SECONDS * 10))); do
+            curl -fsS --max-time 5 --unix-socket "$run/podman.sock" http://d/_ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    fi
+    curl -fsS --max-time 5 --unix-socket "$run/podman.sock" http://d/_ping >/dev/null 2>&1 \
+        || die "rootless podman's service did not answer on $run/podman.sock"
+    log "rootless podman ($ROOTLESS_USER) answers on unix://$run/podman.sock"
+}
+
+stop_rootless() {
+    id "$ROOTLESS_USER" >/dev/null 2>&1 || return 0
+    local uid
+    uid=$(id -u "$ROOTLESS_USER")
+    su -s /bin/sh "$ROOTLESS_USER" -c "XDG_RUNTIME_DIR=/run/user/$uid; export XDG_RUNTIME_DIR; cd /; podman rm --all --force >/dev/null 2>&1" || true
+    # The user exists for this service alone: its processes are the service, conmon and the
+    # rootless pause process podman keeps for the user namespace; each is ended by its pid.
+    local pid
+    for pid in $(pgrep -u "$uid" || true); do kill "$pid" 2>/dev/null || true; done
+    log "stopped rootless podman ($ROOTLESS_USER)"
+}
+
+case "${1:-}" in
+    --stop) stop; exit 0 ;;
+    --stop-rootless) stop_rootless; exit 0 ;;
+    --rootless) ;;
+    "") ;;
+    *) die "unknown argument: $1 (usage: scripts/ensure-podman.sh [--stop|--rootless|--stop-rootless])" ;;
+esac
+[ $# -le 1 ] || die "one argument at most (usage: scripts/ensure-podman.sh [--stop|--rootless|--stop-rootless])"
 
 if ! have podman || ! have curl; then
     [ "$(id -u)" -eq 0 ] && have apt-get || die "podman is missing: install it (apt-get install podman curl) or run this script as root"
@@ -102,3 +149,5 @@ for image in "${IMAGES[@]}"; do
     fi
 done
 log "podman $(podman --version | awk '{print $3}') answers on unix://$SOCKET"
+[ "${1:-}" = "--rootless" ] && rootless
+exit 0

@@ -45,6 +45,24 @@ def podman_url(docker_client: Any) -> Iterator[str]:
         subprocess.run([str(ENSURE), "--stop"], capture_output=True, check=False)
 
 
+@pytest.fixture(scope="session")
+def rootless_podman_url(podman_url: str) -> Iterator[str]:
+    """Podman's service run by an unprivileged user with subordinate ids (`--rootless`), on this
+    machine's cgroup version; stopped, with its containers removed, at the session's end."""
+    started = subprocess.run(
+        [str(ENSURE), "--rootless"], capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0:
+        unavailable(f"rootless podman did not start: {started.stderr.strip()[-500:]}")
+    user = os.environ.get("PODMAN_ROOTLESS_USER", "policy-rootless")
+    import pwd
+
+    try:
+        yield f"unix:///run/user/{pwd.getpwnam(user).pw_uid}/podman.sock"
+    finally:
+        subprocess.run([str(ENSURE), "--stop-rootless"], capture_output=True, check=False)
+
+
 @pytest.fixture
 def podman(podman_url: str) -> Iterator[SocketEngine]:
     engine = SocketEngine(podman_url)

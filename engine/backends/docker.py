@@ -24,6 +24,7 @@ from engine.backends.interface import (
     EngineVersion,
     ImageInspect,
     OutputChunks,
+    PodmanInfo,
     parse,
     unix_mode,
 )
@@ -140,12 +141,17 @@ class DockerEngine:
         with self.errors("reach"):
             return parse(EngineInfo, self.api.info(), "system info", self.name)
 
+    def podman_info(self) -> PodmanInfo:
+        with self.errors("read Podman's info from"):
+            document = self.api._result(self.api._get(self.api._url("/libpod/info")), True)
+            return parse(PodmanInfo, document, "Podman info", self.name)
+
     def kind(self) -> EngineKind:
         """See `Engine.kind`."""
         if self._kind is None:
             from engine.backends.kinds import detect
 
-            self._kind = detect(self.version(), self.info())
+            self._kind = detect(self.version(), self.info(), self.podman_info)
         return self._kind
 
     def inspect_container(self, container: str) -> ContainerInspect:

@@ -196,6 +196,23 @@ class EngineInfo(_Document):
         return "name=rootless" in (self.security_options or [])
 
 
+class PodmanSecurity(_Document):
+    rootless: bool = False
+
+
+class PodmanHost(_Document):
+    security: PodmanSecurity = Field(default_factory=PodmanSecurity)
+    cgroup_version: str | None = Field(None, alias="cgroupVersion")
+    cgroup_controllers: list[str] | None = Field(None, alias="cgroupControllers")
+
+
+class PodmanInfo(_Document):
+    """Podman's own `GET /libpod/info`: whether it runs rootless, and which cgroup controllers
+    it has (its Docker-compatible /info says neither: rootless, it claims every limit)."""
+
+    host: PodmanHost = Field(default_factory=PodmanHost)
+
+
 class EventActor(_Document):
     id: str | None = Field(None, alias="ID")
 
@@ -303,6 +320,10 @@ class Engine(Protocol):
     def version(self) -> EngineVersion: ...
 
     def info(self) -> EngineInfo: ...
+
+    def podman_info(self) -> PodmanInfo:
+        """Podman's own /libpod/info (an `EngineError` from an engine that is not Podman)."""
+        ...
 
     def kind(self) -> EngineKind:
         """What answers here (Docker, Podman) and how to treat it (`engine.backends.kinds`),

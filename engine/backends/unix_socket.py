@@ -108,12 +108,16 @@ class SocketEngine:
             doc.EngineInfo, self._json("GET", "/info", "reach"), "system info", self.name
         )
 
+    def podman_info(self) -> doc.PodmanInfo:
+        document = self._json("GET", "/libpod/info", "read Podman's info from")
+        return doc.parse(doc.PodmanInfo, document, "Podman info", self.name)
+
     def kind(self) -> EngineKind:
         """See `Engine.kind`."""
         if self._kind is None:
             from engine.backends.kinds import detect
 
-            self._kind = detect(self.version(), self.info())
+            self._kind = detect(self.version(), self.info(), self.podman_info)
         return self._kind
 
     def inspect_container(self, container: str) -> doc.ContainerInspect:

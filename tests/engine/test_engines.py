@@ -201,3 +201,49 @@ def test_a_profile_without_nofile_and_nproc_is_refused_on_podman(
     assert "  ulimits: Podman gives every container nproc limits of its own" in err
     assert "declare both" in err
     assert of_project(podman, project) == []
+
+
+def test_rootless_podman_is_refused_what_it_cannot_enforce(
+    project: Path, rootless_podman_url: str, none_left_on: LeftCheck
+) -> None:
+    """Rootless Podman's compat API creates a container without the request's memory limit and
+    ulimits (both dropped silently, on cgroup v1): refused by name before anything exists."""
+    none_left_on(rootless_podman_url)
+    engine = SocketEngine(rootless_podman_url)
+    try:
+        kind = engine.kind()
+        # Its compat /info claims every limit and no rootless; its own /libpod/info says so.
+        assert engine.info().memory_limit and not engine.info().rootless
+        assert kind.rootless
+        dropped = engine.create(
+            {
+                "Image": "simple-test-isolation:latest",
+                "HostConfig": {
+                    "Memory": 256 * 2**20,
+                    "Ulimits": [{"Name": "nofile", "Soft": 512, "Hard": 512}],
+                },
+            },
+            f"cp-rootless-{project.name}",
+        )
+        try:
+            made = engine.inspect_container(dropped).host_config
+        finally:
+            engine.remove(dropped)
+        assert (made.memory, made.ulimits) == (0, [])
+    finally:
+        engine.close()
+    policies = write_probe_policy(project, ULIMITS)
+    code, _, err = cli(
+        "run", "probe", *options(policies, project, rootless_podman_url), "--", "true"
+    )
+    assert code == 2
+    refused = [ln.split(":")[0].strip() for ln in err.splitlines() if ln.startswith("  ")]
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v1: no limits at all
+        assert refused == ["memory", "cpus", "pids_limit", "ulimits"], err
+    else:
+        assert "ulimits" in refused, err
+    assert "(rootless, cgroup v" in err
+    code, out, _ = cli("doctor", "probe", *options(policies, project, rootless_podman_url))
+    assert code == 1
+    assert ", rootless" in out.splitlines()[0]
+    assert "FAIL  profile probe: ulimits: cannot be enforced by Podman" in out

@@ -33,15 +33,23 @@ class BaseKind:
     def refusals(self, profile: Profile) -> list[Refusal]:
         return self.limit_refusals(profile)
 
+    def supports(self, controller: str) -> bool:
+        """Whether the engine says it can apply limits of cgroup `controller` (its /info)."""
+        return {
+            "memory": self.info.memory_limit,
+            "cpu": self.info.cpu_cfs_quota,
+            "pids": self.info.pids_limit,
+        }[controller]
+
     def limit_refusals(self, profile: Profile) -> list[Refusal]:
         """Each limit the profile sets that this engine says it cannot apply. A rootless engine
         on cgroup v1 gets no cgroup of its own to limit, whatever its /info claims."""
         v1_rootless = self.rootless and self.info.cgroup_version == "1"
         out = []
         for field, value, supported in (
-            ("memory", profile.memory, self.info.memory_limit),
-            ("cpus", profile.cpus, self.info.cpu_cfs_quota),
-            ("pids_limit", profile.pids_limit, self.info.pids_limit),
+            ("memory", profile.memory, self.supports("memory")),
+            ("cpus", profile.cpus, self.supports("cpu")),
+            ("pids_limit", profile.pids_limit, self.supports("pids")),
         ):
             if value is None:
                 continue

@@ -32,7 +32,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.backends.interface import ContainerInspect, CreateBody, ImageConfig
+from engine.backends.interface import (
+    ContainerInspect,
+    CreateBody,
+    EngineInfo,
+    ImageConfig,
+    PodmanInfo,
+)
 from engine.backends.kinds.common import BaseKind
 from engine.backends.kinds.interface import KindCheck, Refusal, Settings
 from policy.model import Profile
@@ -50,6 +56,22 @@ class Podman(BaseKind):
     """Podman's Docker-compatible service; see the module docstring."""
 
     name = "Podman"
+
+    def __init__(self, version: str, info: EngineInfo, own: PodmanInfo | None = None) -> None:
+        super().__init__(version, info)
+        self.own = own or PodmanInfo()
+
+    @property
+    def rootless(self) -> bool:
+        # Podman's compat /info never says rootless (and claims every limit): its own does.
+        return self.own.host.security.rootless or self.info.rootless
+
+    def supports(self, controller: str) -> bool:
+        # Rootless, only the controllers delegated to Podman's user apply (its own info lists
+        # them); the compat /info claims them all.
+        if self.rootless and self.own.host.cgroup_controllers is not None:
+            return controller in self.own.host.cgroup_controllers
+        return super().supports(controller)
 
     def refusals(self, profile: Profile) -> list[Refusal]:
         out = self.limit_refusals(profile)
