@@ -141,6 +141,12 @@ class DockerEngine:
         with self.errors("reach"):
             return parse(EngineInfo, self.api.info(), "system info", self.name)
 
+    def ping(self) -> dict[str, str]:
+        with self.errors("reach"):
+            response = self.api._get(self.api._url("/_ping"))
+            self.api._raise_for_status(response)
+            return dict(response.headers.items())
+
     def podman_info(self) -> PodmanInfo:
         with self.errors("read Podman's info from"):
             document = self.api._result(self.api._get(self.api._url("/libpod/info")), True)
@@ -151,7 +157,7 @@ class DockerEngine:
         if self._kind is None:
             from engine.backends.kinds import detect
 
-            self._kind = detect(self.version(), self.info(), self.podman_info)
+            self._kind = detect(self)
         return self._kind
 
     def inspect_container(self, container: str) -> ContainerInspect:

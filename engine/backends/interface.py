@@ -206,11 +206,29 @@ class PodmanHost(_Document):
     cgroup_controllers: list[str] | None = Field(None, alias="cgroupControllers")
 
 
+class PodmanVersion(_Document):
+    version: str | None = Field(None, alias="Version")
+
+
 class PodmanInfo(_Document):
     """Podman's own `GET /libpod/info`: whether it runs rootless, and which cgroup controllers
     it has (its Docker-compatible /info says neither: rootless, it claims every limit)."""
 
     host: PodmanHost = Field(default_factory=PodmanHost)
+    version: PodmanVersion = Field(default_factory=PodmanVersion)
+
+    def as_engine_info(self) -> EngineInfo:
+        """The limits this Podman can apply, in the terms of the Engine API's /info."""
+        controllers = self.host.cgroup_controllers or []
+        return EngineInfo.model_validate(
+            {
+                "CgroupVersion": (self.host.cgroup_version or "").removeprefix("v") or None,
+                "MemoryLimit": "memory" in controllers,
+                "CpuCfsQuota": "cpu" in controllers,
+                "PidsLimit": "pids" in controllers,
+                "SecurityOptions": ["name=rootless"] if self.host.security.rootless else [],
+            }
+        )
 
 
 class EventActor(_Document):
@@ -320,6 +338,11 @@ class Engine(Protocol):
     def version(self) -> EngineVersion: ...
 
     def info(self) -> EngineInfo: ...
+
+    def ping(self) -> dict[str, str]:
+        """The headers of the engine's `/_ping` (`Server`, `Libpod-Api-Version`...): which engine
+        answers, for the price of one empty request."""
+        ...
 
     def podman_info(self) -> PodmanInfo:
         """Podman's own /libpod/info (an `EngineError` from an engine that is not Podman)."""

@@ -108,6 +108,15 @@ class SocketEngine:
             doc.EngineInfo, self._json("GET", "/info", "reach"), "system info", self.name
         )
 
+    def ping(self) -> dict[str, str]:
+        try:
+            status, headers = self._http.head("/_ping", {})
+        except Unreachable as exc:
+            raise self._unreachable("reach", exc.cause) from None
+        if status >= 400:
+            raise EngineError(f"engine {self.name} refused to answer a ping: HTTP {status}")
+        return dict(headers.items())
+
     def podman_info(self) -> doc.PodmanInfo:
         document = self._json("GET", "/libpod/info", "read Podman's info from")
         return doc.parse(doc.PodmanInfo, document, "Podman info", self.name)
@@ -117,7 +126,7 @@ class SocketEngine:
         if self._kind is None:
             from engine.backends.kinds import detect
 
-            self._kind = detect(self.version(), self.info(), self.podman_info)
+            self._kind = detect(self)
         return self._kind
 
     def inspect_container(self, container: str) -> doc.ContainerInspect:

@@ -3,14 +3,18 @@ is, what Podman's compat API adds and how each addition is treated, what is refu
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from engine.audit.drift import diff
-from engine.backends.interface import EngineInfo, EngineVersion
+from engine.backends.interface import Engine, EngineInfo, EngineVersion, PodmanInfo
 from engine.backends.kinds import detect
 from engine.backends.kinds.podman import MASK, Podman
+from engine.backends.kinds.podman_info_cache import _key, cached_podman_info
+from policy.cache import default_directory
 from policy.loader import Policy
 from policy.model import Profile
 from policy.runtime_keys import Ulimit
@@ -26,10 +30,34 @@ from tests.documents import (
 IMAGE = recorded("image-simple-test-isolation")["Config"]
 
 
-def kind_of(engine: str) -> Any:
-    version = EngineVersion.model_validate(recorded(f"{engine}-version"))
-    info = EngineInfo.model_validate(recorded(f"{engine}-info"))
-    return detect(version, info)
+class Recorded:
+    """The answers `detect` reads, as the engine gave them (tests/data/inspect), changed only
+    where a test says so."""
+
+    name = "recorded"  # not a socket: nothing cached
+
+    def __init__(self, engine: str, **changes: Any) -> None:
+        self.engine = engine
+        self.changes = changes
+
+    def ping(self) -> dict[str, str]:
+        headers: dict[str, str] = recorded(f"{self.engine}-ping")
+        return headers
+
+    def version(self) -> EngineVersion:
+        return EngineVersion.model_validate(recorded(f"{self.engine}-version"))
+
+    def info(self) -> EngineInfo:
+        return EngineInfo.model_validate({**recorded(f"{self.engine}-info"), **self.changes})
+
+    def podman_info(self) -> PodmanInfo:
+        document = recorded("podman-libpod-info")
+        document["host"].update(self.changes)
+        return PodmanInfo.model_validate(document)
+
+
+def kind_of(engine: str, **changes: Any) -> Any:
+    return detect(cast(Engine, Recorded(engine, **changes)))
 
 
 def podman() -> Podman:
@@ -45,8 +73,12 @@ def test_the_kind_is_read_from_the_engines_own_version_document() -> None:
     assert kind_of("podman").describe() == "Podman 4.3.1 (rootful, cgroup v1)"
 
 
-def test_a_version_without_components_is_docker() -> None:
-    assert detect(EngineVersion(), EngineInfo()).name == "Docker"
+def test_only_podmans_own_ping_header_makes_it_podman() -> None:
+    # Both answer the same API version and say "Docker-Experimental"; Libpod-Api-Version is
+    # Podman's own.
+    assert "Libpod-Api-Version" in recorded("podman-ping")
+    assert "Libpod-Api-Version" not in recorded("docker-ping")
+    assert recorded("podman-ping")["Api-Version"] == recorded("docker-ping")["Api-Version"]
 
 
 # The ulimits the recorded Podman containers got (the service's defaults when they were recorded,
@@ -166,11 +198,8 @@ def test_podman_refuses_a_profile_without_nofile_and_nproc(
 
 
 def test_rootless_podman_refuses_ulimits_it_would_drop(policy: Policy) -> None:
-    info = recorded("podman-info")
-    rootless = EngineInfo.model_validate(
-        {**info, "SecurityOptions": [*info["SecurityOptions"], "name=rootless"]}
-    )
-    kind = detect(EngineVersion.model_validate(recorded("podman-version")), rootless)
+    # As the live rootless service's own info says: rootless, no controllers delegated.
+    kind = kind_of("podman", security={"rootless": True}, cgroupControllers=[])
     profile = with_ulimits(policy.profiles["parallel"], nofile=64, nproc=64)
     why = {r.field: r.why for r in kind.refusals(profile)}
     assert "drops a request's ulimits" in why["ulimits"]
@@ -178,11 +207,11 @@ def test_rootless_podman_refuses_ulimits_it_would_drop(policy: Policy) -> None:
 
 @pytest.mark.parametrize("engine", ["docker", "podman"])
 def test_rootless_on_cgroup_v1_refuses_every_limit(policy: Policy, engine: str) -> None:
-    info = recorded(f"{engine}-info")
-    rootless = EngineInfo.model_validate(
-        {**info, "SecurityOptions": [*info["SecurityOptions"], "name=rootless"]}
-    )
-    kind = detect(EngineVersion.model_validate(recorded(f"{engine}-version")), rootless)
+    if engine == "podman":
+        kind = kind_of("podman", security={"rootless": True}, cgroupControllers=[])
+    else:
+        options = [*recorded("docker-info")["SecurityOptions"], "name=rootless"]
+        kind = kind_of("docker", SecurityOptions=options)
     refused = kind.refusals(policy.profiles["isolation"])
     expected = ["memory", "cpus", "pids_limit"] + (["ulimits"] if engine == "podman" else [])
     assert [r.field for r in refused] == expected
@@ -191,11 +220,13 @@ def test_rootless_on_cgroup_v1_refuses_every_limit(policy: Policy, engine: str) 
 
 
 def test_a_limit_the_engine_says_it_cannot_apply_is_refused(policy: Policy) -> None:
-    info = {**recorded("docker-info"), "MemoryLimit": False}
-    kind = detect(
-        EngineVersion.model_validate(recorded("docker-version")), EngineInfo.model_validate(info)
-    )
+    kind = kind_of("docker", MemoryLimit=False)
     assert [r.field for r in kind.refusals(policy.profiles["isolation"])] == ["memory"]
+    # Podman: a controller it does not list is a limit it cannot apply.
+    limited = with_ulimits(policy.profiles["isolation"], nofile=64, nproc=64)
+    controllers = ["cpuset", "cpu", "cpuacct", "memory"]
+    refused = kind_of("podman", cgroupControllers=controllers).refusals(limited)
+    assert [r.field for r in refused] == ["pids_limit"]
 
 
 def test_deep_flags_a_writable_podman_tmpfs_the_profile_did_not_declare(policy: Policy) -> None:
@@ -204,3 +235,42 @@ def test_deep_flags_a_writable_podman_tmpfs_the_profile_did_not_declare(policy: 
     assert podman().kernel(expected, masked) == []
     writable = {"tmpfs_read_only": {"/tmp": False, "/run": False, "/dev/shm": False}}
     assert [f for f, _, _ in podman().kernel(expected, writable)] == ["tmpfs /run"]
+
+
+def test_podmans_info_is_asked_once_per_running_service(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def ask() -> PodmanInfo:
+        asked.append(1)
+        return PodmanInfo.model_validate(recorded("podman-libpod-info"))
+
+    path = tmp_path / "podman.sock"
+    url = f"unix://{path}"
+    for _restart in range(2):  # a service that restarts binds a new socket: asked again
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        try:
+            first = cached_podman_info(url, ask)
+            assert cached_podman_info(url, ask) == first
+            assert first.host.cgroup_controllers and "memory" in first.host.cgroup_controllers
+        finally:
+            listener.close()
+            path.unlink()
+    assert len(asked) == 2
+
+
+def test_a_cached_podman_info_anyone_else_could_write_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "podman.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    try:
+        info = PodmanInfo.model_validate(recorded("podman-libpod-info"))
+        cached_podman_info(f"unix://{path}", lambda: info)
+        (stored,) = (default_directory() / "engines").glob(f"podman-{_key(f'unix://{path}')}.json")
+        stored.chmod(0o666)  # what a forger would need to plant "rootful" for a rootless engine
+        rootless = info.model_copy(
+            update={"host": info.host.model_copy(update={"cgroup_controllers": []})}
+        )
+        assert cached_podman_info(f"unix://{path}", lambda: rootless) == rootless
+    finally:
+        listener.close()

@@ -3,34 +3,31 @@
 `detect` reads the kind from the engine's own `/version` (its `Components`: Docker calls its
 daemon "Engine", Podman "Podman Engine") and `/info`, never from the URL: the same socket path
 can serve either. Each kind is one module (`docker.py`, `podman.py`) behind `interface.EngineKind`;
-`common.py` holds what every kind enforces alike (limits the engine says it cannot apply).
+`common.py` holds what every kind enforces alike (limits the engine says it cannot apply);
+`podman_info_cache.py` remembers Podman's slow /libpod/info per running service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.backends.interface import EngineInfo, EngineVersion, PodmanInfo
+    from engine.backends.interface import Engine
     from engine.backends.kinds.interface import EngineKind
 
 
-def detect(
-    version: EngineVersion,
-    info: EngineInfo,
-    podman_info: Callable[[], PodmanInfo] | None = None,
-) -> EngineKind:
-    """The kind of the engine that sent `version` and `info`; for Podman, `podman_info` reads
-    its own /libpod/info (rootless or not: its compat /info does not say)."""
-    names = [c.name or "" for c in version.components or []]
-    if any(name.startswith("Podman") for name in names):
-        from engine.backends.interface import PodmanInfo
+def detect(engine: Engine) -> EngineKind:
+    """The kind of `engine`, from its own answers: the `/_ping` headers say which product it is
+    (Podman sends `Libpod-Api-Version`); then Podman's own /libpod/info (rootless, the cgroup
+    controllers it has: its compat /version and /info cost a second each and say neither), or
+    Docker's /version and /info."""
+    headers = {k.lower(): v for k, v in engine.ping().items()}
+    if "libpod-api-version" in headers:
         from engine.backends.kinds.podman import Podman
+        from engine.backends.kinds.podman_info_cache import cached_podman_info
 
-        podman = next(c for c in version.components or [] if (c.name or "").startswith("Podman"))
-        own = podman_info() if podman_info is not None else PodmanInfo()
-        return Podman(podman.version or version.version or "?", info, own)
+        own = cached_podman_info(engine.name, engine.podman_info)
+        return Podman(own.version.version or headers["libpod-api-version"], own)
     from engine.backends.kinds.docker import Docker
 
-    return Docker(version.version or "?", info)
+    return Docker(engine.version().version or "?", engine.info())

@@ -35,7 +35,6 @@ from typing import Any
 from engine.backends.interface import (
     ContainerInspect,
     CreateBody,
-    EngineInfo,
     ImageConfig,
     PodmanInfo,
 )
@@ -57,21 +56,10 @@ class Podman(BaseKind):
 
     name = "Podman"
 
-    def __init__(self, version: str, info: EngineInfo, own: PodmanInfo | None = None) -> None:
-        super().__init__(version, info)
-        self.own = own or PodmanInfo()
-
-    @property
-    def rootless(self) -> bool:
-        # Podman's compat /info never says rootless (and claims every limit): its own does.
-        return self.own.host.security.rootless or self.info.rootless
-
-    def supports(self, controller: str) -> bool:
-        # Rootless, only the controllers delegated to Podman's user apply (its own info lists
-        # them); the compat /info claims them all.
-        if self.rootless and self.own.host.cgroup_controllers is not None:
-            return controller in self.own.host.cgroup_controllers
-        return super().supports(controller)
+    def __init__(self, version: str, own: PodmanInfo) -> None:
+        # Podman's compat /info never says rootless and claims every limit: its own info does.
+        super().__init__(version, own.as_engine_info())
+        self.own = own
 
     def refusals(self, profile: Profile) -> list[Refusal]:
         out = self.limit_refusals(profile)
