@@ -24,10 +24,10 @@ from engine.backends.interface import (
     EngineVersion,
     ImageInspect,
     OutputChunks,
-    PodmanInfo,
     parse,
     unix_mode,
 )
+from engine.backends.podman_documents import PodmanInfo
 from policy.errors import EngineError
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from policy.errors import EngineError
 
 if TYPE_CHECKING:
     from engine.backends.kinds.interface import EngineKind
+    from engine.backends.podman_documents import PodmanInfo
 
 # The Engine API's JSON body for `POST /containers/create`, as rendered by `engine.render.request`.
 CreateBody = dict[str, Any]
@@ -194,41 +195,6 @@ class EngineInfo(_Document):
         """Whether the engine runs as a user other than root (Docker and Podman both say so with
         `name=rootless` among the security options)."""
         return "name=rootless" in (self.security_options or [])
-
-
-class PodmanSecurity(_Document):
-    rootless: bool = False
-
-
-class PodmanHost(_Document):
-    security: PodmanSecurity = Field(default_factory=PodmanSecurity)
-    cgroup_version: str | None = Field(None, alias="cgroupVersion")
-    cgroup_controllers: list[str] | None = Field(None, alias="cgroupControllers")
-
-
-class PodmanVersion(_Document):
-    version: str | None = Field(None, alias="Version")
-
-
-class PodmanInfo(_Document):
-    """Podman's own `GET /libpod/info`: whether it runs rootless, and which cgroup controllers
-    it has (its Docker-compatible /info says neither: rootless, it claims every limit)."""
-
-    host: PodmanHost = Field(default_factory=PodmanHost)
-    version: PodmanVersion = Field(default_factory=PodmanVersion)
-
-    def as_engine_info(self) -> EngineInfo:
-        """The limits this Podman can apply, in the terms of the Engine API's /info."""
-        controllers = self.host.cgroup_controllers or []
-        return EngineInfo.model_validate(
-            {
-                "CgroupVersion": (self.host.cgroup_version or "").removeprefix("v") or None,
-                "MemoryLimit": "memory" in controllers,
-                "CpuCfsQuota": "cpu" in controllers,
-                "PidsLimit": "pids" in controllers,
-                "SecurityOptions": ["name=rootless"] if self.host.security.rootless else [],
-            }
-        )
 
 
 class EventActor(_Document):

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.backends import interface as doc
+from engine.backends.podman_documents import PodmanInfo
 from engine.backends.unix_http import (
     ApiError,
     NotJson,
@@ -117,9 +118,9 @@ class SocketEngine:
             raise EngineError(f"engine {self.name} refused to answer a ping: HTTP {status}")
         return dict(headers.items())
 
-    def podman_info(self) -> doc.PodmanInfo:
+    def podman_info(self) -> PodmanInfo:
         document = self._json("GET", "/libpod/info", "read Podman's info from")
-        return doc.parse(doc.PodmanInfo, document, "Podman info", self.name)
+        return doc.parse(PodmanInfo, document, "Podman info", self.name)
 
     def kind(self) -> EngineKind:
         """See `Engine.kind`."""

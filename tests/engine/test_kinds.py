@@ -10,10 +10,11 @@ from typing import Any, cast
 import pytest
 
 from engine.audit.drift import diff
-from engine.backends.interface import Engine, EngineInfo, EngineVersion, PodmanInfo
+from engine.backends.interface import Engine, EngineInfo, EngineVersion
 from engine.backends.kinds import detect
 from engine.backends.kinds.podman import MASK, Podman
 from engine.backends.kinds.podman_info_cache import _key, cached_podman_info
+from engine.backends.podman_documents import PodmanInfo
 from policy.cache import default_directory
 from policy.loader import Policy
 from policy.model import Profile

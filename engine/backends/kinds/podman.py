@@ -36,10 +36,10 @@ from engine.backends.interface import (
     ContainerInspect,
     CreateBody,
     ImageConfig,
-    PodmanInfo,
 )
 from engine.backends.kinds.common import BaseKind
 from engine.backends.kinds.interface import KindCheck, Refusal, Settings
+from engine.backends.podman_documents import PodmanInfo
 from policy.model import Profile
 
 READ_ONLY_TMPFS = ("/run", "/tmp", "/var/tmp")

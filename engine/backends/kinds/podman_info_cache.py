@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.backends.interface import PodmanInfo
+from engine.backends.podman_documents import PodmanInfo
 
 
 def _directory() -> Path:
