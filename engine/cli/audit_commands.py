@@ -15,6 +15,7 @@ from engine.cli.common import (
     add_command,
     add_policy_args,
     check_output_dir,
+    host_url,
     load,
     write_output,
 )
@@ -73,6 +74,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--host",
         action="append",
+        type=host_url,
         default=[],
         metavar="URL",
         help="engine to audit (unix://, tcp://, ssh://); repeat for many "
@@ -106,7 +108,9 @@ def _add_capture(sub: Subparsers) -> None:
         help="write the TOML here (atomically); a custom seccomp profile goes beside it as "
         "FILE's name + .seccomp.json (required for such a container)",
     )
-    p.add_argument("--host", metavar="URL", help="engine (default: DOCKER_HOST or local)")
+    p.add_argument(
+        "--host", type=host_url, metavar="URL", help="engine (default: DOCKER_HOST or local)"
+    )
     p.set_defaults(func=cmd_capture)
 
 

@@ -184,9 +184,12 @@ def test_doctor_names_the_engine_kind(project: Path, engine_url: str) -> None:
 @pytest.mark.parametrize(
     "url", ["podman.sock", "unix://relative.sock", "unix://", "ftp://host", "-x"]
 )
-def test_a_host_that_is_not_an_engine_url_is_a_usage_error(project: Path, url: str) -> None:
-    policies = write_probe_policy(project, ULIMITS)
-    code, _, err = cli("run", "probe", "--policies", str(policies), f"--host={url}", "--", "true")
+@pytest.mark.parametrize("command", [("run", "probe"), ("audit",), ("doctor",), ("clean",)])
+def test_a_host_that_is_not_an_engine_url_is_a_usage_error(
+    project: Path, url: str, command: tuple[str, ...]
+) -> None:
+    policies = ("--policies", str(write_probe_policy(project, ULIMITS)))
+    code, _, err = cli(*command, *(policies if command[0] != "clean" else ()), f"--host={url}")
     assert code == 2
     assert "--host" in err and "Traceback" not in err
 
