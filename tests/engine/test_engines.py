@@ -10,18 +10,20 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import engine as api
 from engine.audit.deep import kernel_view
 from engine.backends.unix_socket import SocketEngine
-from engine.launcher.spec import LaunchSpec, UnenforceableError
+from engine.launcher.run import run
+from engine.launcher.spec import LaunchSpec, UnenforceableError, VerificationError
 from engine.render.interface import render
 from engine.render.request import EngineRequest
 from policy.loader import load_policy
 from tests.helpers import POLICIES, cli, status_fields, write_probe_policy
-from tests.podman import of_project
+from tests.podman import DOCKER_URL, of_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
@@ -250,3 +252,77 @@ def test_rootless_podman_is_refused_what_it_cannot_enforce(
     assert code == 1
     assert ", rootless" in out.splitlines()[0]
     assert "FAIL  profile probe: ulimits: cannot be enforced by Podman" in out
+
+
+class Tampering(SocketEngine):
+    """The engine at `url`, but its create gets `change` applied to the request as the kind
+    worded it: an engine (or a proxy, a daemon default) that does not make what was asked."""
+
+    def __init__(self, url: str, change: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(url)
+        self.change = change
+        self.started: list[str] = []
+
+    def create(self, body: dict[str, Any], name: str) -> str:
+        body = {**body, "HostConfig": dict(body["HostConfig"])}
+        self.change(body)
+        return super().create(body, name)
+
+    def start(self, container: str) -> None:
+        self.started.append(container)
+        super().start(container)
+
+
+def _add_net_raw(body: dict[str, Any]) -> None:
+    body["HostConfig"]["CapAdd"] = ["NET_RAW"]
+
+
+def _drop_the_run_mask(body: dict[str, Any]) -> None:
+    # Without the mask Podman mounts its own writable tmpfs on /run; Docker mounts nothing.
+    body["HostConfig"]["Tmpfs"] = {
+        k: v for k, v in (body["HostConfig"].get("Tmpfs") or {}).items() if k != "/run"
+    }
+
+
+def _keep_podmans_env(body: dict[str, Any]) -> None:
+    body.pop("UnsetEnv", None)
+
+
+@pytest.mark.parametrize(
+    ("engine_name", "change", "drift"),
+    [
+        ("docker", _add_net_raw, "capabilities"),
+        ("podman", _add_net_raw, "capabilities"),
+        ("podman", _drop_the_run_mask, "tmpfs"),  # Podman's additions, Podman only
+        ("podman", _keep_podmans_env, "env"),
+    ],
+    ids=["docker-capability-added", "podman-capability-added", "podman-run-mask", "podman-env"],
+)
+def test_verification_mismatch_starts_nothing_on_each_engine(
+    request: pytest.FixtureRequest,
+    project: Path,
+    none_left_on: LeftCheck,
+    engine_name: str,
+    change: Callable[[dict[str, Any]], None],
+    drift: str,
+) -> None:
+    engine_url = DOCKER_URL
+    request.getfixturevalue("docker_client")
+    if engine_name == "podman":
+        engine_url = request.getfixturevalue("podman_url")
+    none_left_on(engine_url)
+    policies = write_probe_policy(project, ULIMITS)
+    policy = load_policy([policies], project)
+    spec = LaunchSpec(
+        profile=policy.profiles["probe"],
+        project=project,
+        policy_file="policies/probe.toml",
+        command=("sh", "-c", "touch /results/ran"),
+    )
+    engine = Tampering(engine_url, change)
+    with pytest.raises(VerificationError) as caught:
+        run(engine, spec)
+    assert [d.field for d in caught.value.drifts] == [drift]
+    assert engine.started == []
+    assert not (project / "test-results" / "ran").exists()
+    assert of_project(engine, project) == []
