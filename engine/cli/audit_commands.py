@@ -211,6 +211,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if inspect is None:
         raise UsageError(f"no container {args.container!r} on {engine.name}")
     image = engine.inspect_image(inspect.image).config
+    inspect = engine.kind().captured(inspect)
     if args.output is None:
         print(capture_toml(inspect, image, args.name), end="")
         return OK
@@ -222,12 +223,4 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if custom is not None:
         write_output(seccomp_path, json.dumps(json.loads(custom), indent=2))
     write_output(args.output, text.rstrip("\n"))
-    return OK
-    check_output_dir(args.output)
-    seccomp_file = None
-    if custom is not None:
-        seccomp_path = args.output.with_name(args.output.stem + ".seccomp.json")
-        write_output(seccomp_path, json.dumps(json.loads(custom), indent=2))
-        seccomp_file = seccomp_path.name  # relative to the TOML, as policy files resolve it
-    write_output(args.output, capture_toml(inspect, image, args.name, seccomp_file).rstrip("\n"))
     return OK

@@ -4,11 +4,13 @@ is, what Podman's compat API adds and how each addition is treated, what is refu
 from __future__ import annotations
 
 import socket
+import tomllib
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from engine.audit import as_profile
 from engine.audit.drift import diff
 from engine.backends.interface import Engine, EngineInfo, EngineVersion
 from engine.backends.kinds import detect
@@ -275,3 +277,15 @@ def test_a_cached_podman_info_anyone_else_could_write_is_not_read(tmp_path: Path
         assert cached_podman_info(f"unix://{path}", lambda: rootless) == rootless
     finally:
         listener.close()
+
+
+def test_capture_of_a_podman_container_writes_what_a_profile_declares() -> None:
+    captured = podman().captured(inspect_doc(recorded("podman-isolation-launched")))
+    text = as_profile.capture_toml(captured, image_config(IMAGE), "again")
+    profile = tomllib.loads(text)["profiles"]["again"]
+    assert profile["image"] == "simple-test-isolation:latest"
+    assert profile["cap_drop"] == ["ALL"]
+    assert set(profile["tmpfs"]) == {"/tmp"}  # the masks were this tool's, not the profile's
+    assert profile["tmpfs"]["/tmp"]["options"] == ["nodev", "noexec", "nosuid"]
+    assert profile["ulimits"] == {"nofile": 8192, "nproc": 4096}
+    assert "env" not in profile  # HOSTNAME and HOME are Podman's, not the profile's

@@ -80,6 +80,9 @@ class BaseKind:
     ) -> Settings:
         return settings
 
+    def captured(self, inspect: ContainerInspect) -> ContainerInspect:
+        return inspect
+
     def kernel(self, expected: Settings, kernel: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         return []
 

@@ -83,6 +83,11 @@ class EngineKind(Protocol):
         canonical form (never anything that changes what the container may do)."""
         ...
 
+    def captured(self, inspect: ContainerInspect) -> ContainerInspect:
+        """`inspect` with this engine's own additions and spellings taken out, for `policy
+        capture` (which writes what a profile would have to declare)."""
+        ...
+
     def kernel(self, expected: Settings, kernel: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         """(field, expected, kernel) for what the kernel shows against this engine's
         additions, beyond the checks every engine gets (`engine.audit.deep`)."""

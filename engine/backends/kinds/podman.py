@@ -40,6 +40,7 @@ from engine.backends.interface import (
 from engine.backends.kinds.common import BaseKind
 from engine.backends.kinds.interface import KindCheck, Refusal, Settings
 from engine.backends.podman_documents import PodmanInfo
+from policy import units
 from policy.model import Profile
 
 READ_ONLY_TMPFS = ("/run", "/tmp", "/var/tmp")
@@ -173,6 +174,49 @@ class Podman(BaseKind):
             and spec.get("size") is None
             and spec.get("mode") is None
             and spec.get("options") == _MASK_OPTIONS
+        )
+
+    def captured(self, inspect: ContainerInspect) -> ContainerInspect:
+        """Without the masks and options this kind adds, `localhost/`, HOSTNAME and HOME, and
+        with the ulimits named as a profile names them. Podman's own writable tmpfs (a container
+        not launched through a profile) stays: it is what the container has."""
+        host, config = inspect.host_config, inspect.config
+        tmpfs = {}
+        for target, options in (host.tmpfs or {}).items():
+            parts = [o for o in options.split(",") if o and o not in ADDED_TMPFS_OPTIONS - {"rw"}]
+            if (
+                host.readonly_rootfs
+                and target in READ_ONLY_TMPFS
+                and sorted(parts) == _MASK_OPTIONS
+            ):
+                continue
+            tmpfs[target] = ",".join(o for o in parts if o != "rw" or "ro" in parts)
+        env = [
+            e
+            for e in config.env or []
+            if e != f"HOSTNAME={config.hostname}" and not e.startswith("HOME=")
+        ]
+        ulimits = [
+            u.model_copy(update={"name": u.name.removeprefix("RLIMIT_").lower()})
+            for u in host.ulimits or []
+        ]
+        cap_drop = host.cap_drop
+        # Podman lists each default capability it dropped where Docker says ALL.
+        if (
+            cap_drop
+            and {units.parse_capability(c) for c in cap_drop} >= units.ENGINE_DEFAULT_CAPABILITIES
+        ):
+            cap_drop = ["ALL"]
+        image = config.image
+        if image and image.startswith("localhost/"):
+            image = image.removeprefix("localhost/")
+        return inspect.model_copy(
+            update={
+                "host_config": host.model_copy(
+                    update={"tmpfs": tmpfs, "ulimits": ulimits, "cap_drop": cap_drop}
+                ),
+                "config": config.model_copy(update={"env": env, "image": image}),
+            }
         )
 
     def kernel(self, expected: Settings, kernel: dict[str, Any]) -> list[tuple[str, Any, Any]]:
