@@ -326,3 +326,19 @@ def test_verification_mismatch_starts_nothing_on_each_engine(
     assert engine.started == []
     assert not (project / "test-results" / "ran").exists()
     assert of_project(engine, project) == []
+
+
+def test_docker_host_points_every_path_at_podman(
+    project: Path, podman_url: str, none_left_on: LeftCheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --host: DOCKER_HOST, as the docker CLI takes it, for the CLI and the Python API."""
+    none_left_on(podman_url)
+    monkeypatch.setenv("DOCKER_HOST", podman_url)
+    policies = write_probe_policy(project, ULIMITS)
+    here = ("--policies", str(policies), "--project", str(project))
+    code, out, err = cli("run", "probe", *here, "--", "sh", "-c", "echo $container; id -u")
+    assert (code, out) == (0, "\n1001\n"), err
+    code, out, _ = cli("doctor", "probe", *here)
+    assert code == 0 and f"{podman_url} answers, Podman " in out
+    result = api.launch("probe", ["true"], policies=policies, project=project)
+    assert result.exit_code == 0
