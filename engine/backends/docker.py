@@ -129,7 +129,9 @@ class DockerEngine:
         ) as exc:
             raise EngineError(
                 f"cannot {action} the Docker engine at {self.name}: {exc}. Is dockerd running? "
-                "Start it (as root: scripts/ensure-engine.sh), or point DOCKER_HOST at one; "
+                "Start it (as root: scripts/ensure-engine.sh; Podman's service: "
+                "scripts/ensure-podman.sh), "
+                "or point DOCKER_HOST or --host at one; "
                 "a non-root user needs access to the socket (which is root on the host)."
             ) from None
 
