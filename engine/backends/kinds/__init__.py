@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 def detect(engine: Engine) -> EngineKind:
     """The kind of `engine`, from its own answers: the `/_ping` headers say which product it is
-    (Podman sends `Libpod-Api-Version`); then Podman's own /libpod/info (rootless, the cgroup
-    controllers it has: its compat /version and /info cost a second each and say neither), or
-    Docker's /version and /info."""
+    (Podman sends `Libpod-Api-Version`; Docker its version in `Server`); then Podman's own
+    /libpod/info (rootless, the cgroup controllers it has: its compat /version and /info cost a
+    second each and say neither), or Docker's /info."""
     headers = {k.lower(): v for k, v in engine.ping().items()}
     if "libpod-api-version" in headers:
         from engine.backends.kinds.podman import Podman
@@ -30,4 +30,7 @@ def detect(engine: Engine) -> EngineKind:
         return Podman(own.version.version or headers["libpod-api-version"], own)
     from engine.backends.kinds.docker import Docker
 
-    return Docker(engine.version().version or "?", engine.info())
+    # `Server: Docker/20.10.24+dfsg1 (linux)` names the version; /version only when it does not.
+    server = headers.get("server", "")
+    version = server.partition("/")[2].partition(" ")[0] if server.startswith("Docker/") else ""
+    return Docker(version or engine.version().version or "?", engine.info())
