@@ -186,8 +186,7 @@ class VersionComponent(_Document):
 class EngineVersion(_Document):
     version: str | None = Field(None, alias="Version")
     api_version: str | None = Field(None, alias="ApiVersion")
-    # What answers: Docker names its daemon "Engine", Podman "Podman Engine" (`engine.backends.
-    # kinds` tells them apart from this, never from the URL).
+    # What answers: Docker names its daemon "Engine", Podman "Podman Engine".
     components: list[VersionComponent] | None = Field(None, alias="Components")
 
 

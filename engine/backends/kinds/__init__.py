@@ -1,8 +1,8 @@
 """Engine kinds: what makes Docker and Podman differ behind the same Engine API.
 
-`detect` reads the kind from the engine's own `/version` (its `Components`: Docker calls its
-daemon "Engine", Podman "Podman Engine") and `/info`, never from the URL: the same socket path
-can serve either. Each kind is one module (`docker.py`, `podman.py`) behind `interface.EngineKind`;
+`detect` reads the kind from the engine's own answers (its `/_ping` headers, then Podman's
+/libpod/info or Docker's /info), never from the URL: the same socket path can serve either.
+Each kind is one module (`docker.py`, `podman.py`) behind `interface.EngineKind`;
 `common.py` holds what every kind enforces alike (limits the engine says it cannot apply);
 `podman_info_cache.py` remembers Podman's slow /libpod/info per running service.
 """
