@@ -73,6 +73,7 @@ def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) ->
         out["capabilities"] = sorted(units.capabilities_from_mask(int(fields["CapBnd"], 16)))
     mountinfo = _read(proc / str(pid) / "mountinfo") or ""
     tmpfs: dict[str, int | None] = {}
+    tmpfs_read_only: dict[str, bool] = {}
     for line in mountinfo.splitlines():
         parts = line.split()
         if len(parts) < 10 or "-" not in parts:
@@ -85,7 +86,9 @@ def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) ->
         elif fstype == "tmpfs":
             size = next((o[5:] for o in super_options if o.startswith("size=")), None)
             tmpfs[target] = units.parse_size(size) if size else None
+            tmpfs_read_only[target] = "ro" in options
     out["tmpfs_sizes"] = tmpfs
+    out["tmpfs_read_only"] = tmpfs_read_only
     # The mode of each tmpfs as the container sees it (its root, through /proc): the engine gives
     # a tmpfs over a directory of the image that directory's mode, whatever was asked.
     modes: dict[str, str] = {}

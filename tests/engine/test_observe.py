@@ -449,6 +449,7 @@ def test_kernel_view_cgroup_v1(tmp_path: Path, cgroup: str, cpu_dir: str) -> Non
         "capabilities": [],
         "read_only": True,
         "tmpfs_sizes": {"/dev": 64 * MIB, "/tmp": 100 * MIB, "/sys/firmware": None},
+        "tmpfs_read_only": {"/dev": False, "/tmp": False, "/sys/firmware": True},
         "memory": 1024 * MIB,
         "pids_limit": 256,
         "cpus": 2.0,
