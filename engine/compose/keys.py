@@ -1,0 +1,246 @@
+"""One reader per compose key (or family of keys), each in every form compose accepts, giving
+the canonical values of `engine.render.settings`; what it cannot read is a `Note`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.compose.reader import NO_NEW_PRIVILEGES, Reader
+from policy import units
+from policy.model import Seccomp
+
+
+def cpus_of_quota(r: Reader) -> float | None:
+    quota = r.get("cpu_quota")
+    if quota is None:
+        return None
+    period = r.get("cpu_period") or 100_000
+    if not isinstance(quota, int) or not isinstance(period, int) or period <= 0:
+        r.note("bad-value", "cpu_quota and cpu_period are microseconds (integers)", "cpu_quota")
+        return None
+    return round(quota / period, 3)
+
+
+def security(r: Reader) -> tuple[bool, Seccomp]:
+    nnp, seccomp = False, Seccomp(mode="default")
+    for i, opt in enumerate(r.get("security_opt") or []):
+        text = str(opt)
+        key, _, value = text.replace(":", "=", 1).partition("=")
+        if text in NO_NEW_PRIVILEGES:
+            nnp = True
+        elif key == "no-new-privileges" and value == "false":
+            nnp = False
+        elif key == "seccomp" and value == "unconfined":
+            seccomp = Seccomp(mode="unconfined")
+        elif key == "seccomp" and value:
+            seccomp = seccomp_file(r, value, i)
+        elif key in ("apparmor", "label", "systempaths"):
+            r.note("not-in-profile", f"security_opt {text!r}: a profile has no {key} setting "
+                   "(its default is the engine's)", "security_opt", i)  # fmt: skip
+        else:
+            r.note("unknown-key", f"security_opt {text!r} is not understood", "security_opt", i)
+    return nnp, seccomp
+
+
+def seccomp_file(r: Reader, value: str, i: int) -> Seccomp:
+    from policy.seccomp import read_seccomp_document
+
+    path = Path(value) if value.startswith("/") else r.directory / value
+    read = read_seccomp_document(path)
+    if isinstance(read, str):
+        r.note("bad-value", f"security_opt seccomp: {read}", "security_opt", i)
+        return Seccomp(mode="custom", path=str(path), digest="unreadable")
+    return read[0].model_copy(update={"path": str(path)})
+
+
+def tmpfs_entry(r: Reader, text: str, *path: str | int) -> tuple[str, dict[str, Any]]:
+    from engine.audit.observe import parse_tmpfs_options
+
+    target, _, opts = text.partition(":")
+    spec = parse_tmpfs_options(opts)
+    if isinstance(spec["size"], str):
+        r.note("bad-value", f"tmpfs {target}: size {spec['size']!r} is not a size", *path)
+        spec["size"] = None
+    return target, spec
+
+
+def volumes(r: Reader) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    mounts, tmpfs = [], {}
+    for i, v in enumerate(r.get("volumes") or []):
+        if isinstance(v, str):
+            entry = short_volume(r, v, i)
+        elif isinstance(v, dict):
+            entry = long_volume(r, v, i)
+        else:
+            r.note("bad-value", f"volumes entry {v!r} is neither a string nor a mapping",
+                   "volumes", i)  # fmt: skip
+            continue
+        if entry is None:
+            continue
+        if entry["type"] == "tmpfs":
+            tmpfs[entry["target"]] = entry["spec"]
+        else:
+            mounts.append(entry)
+    return sorted(mounts, key=lambda m: str(m["target"])), tmpfs
+
+
+def host(r: Reader, source: str) -> str:
+    return str((r.directory / source).resolve()) if not source.startswith("/") else source
+
+
+def short_volume(r: Reader, text: str, i: int) -> dict[str, Any] | None:
+    parts = text.split(":")
+    if len(parts) == 1:
+        r.note("not-in-profile", f"volumes {text!r}: an anonymous volume; a profile mounts only "
+               "bind mounts and tmpfs", "volumes", i, field="mounts")  # fmt: skip
+        return {"type": "volume", "source": "", "target": parts[0], "writable": True}
+    source, target, mode = parts[0], parts[1], ":".join(parts[2:])
+    options = set(filter(None, mode.split(",")))
+    unknown = options - {"ro", "rw"}
+    if unknown:
+        r.note("unknown-key", f"volumes {text!r}: option(s) {', '.join(sorted(unknown))} are "
+               "not understood (SELinux relabelling, propagation)", "volumes", i)  # fmt: skip
+    bind = source.startswith(("/", ".", "~"))
+    if not bind:
+        r.note("not-in-profile", f"volumes {text!r}: named volume '{source}'; a profile mounts "
+               "only bind mounts and tmpfs", "volumes", i, field="mounts")  # fmt: skip
+    return {
+        "type": "bind" if bind else "volume",
+        "source": host(r, str(Path(source).expanduser())) if bind else source,
+        "target": target,
+        "writable": "ro" not in options,
+    }
+
+
+def long_volume(r: Reader, v: dict[str, Any], i: int) -> dict[str, Any] | None:
+    kind, target = v.get("type"), v.get("target")
+    known = {"type", "source", "target", "read_only", "bind", "tmpfs", "volume", "consistency"}
+    for key in sorted(set(v) - known):
+        r.note("unknown-key", f"volumes: key '{key}' is not understood", "volumes", i, key)
+    if not isinstance(target, str):
+        r.note("bad-value", "volumes: a long-syntax volume needs a target", "volumes", i)
+        return None
+    if kind == "tmpfs":
+        opts = v.get("tmpfs") or {}
+        size = r.parsed(units.parse_size, opts.get("size"), "volumes", str(i), "tmpfs", "size")
+        mode = opts.get("mode")
+        spec = {"size": size, "mode": None if mode is None else f"{int(str(mode), 8):o}"
+                if isinstance(mode, str) else f"{mode:o}", "options": []}  # fmt: skip
+        return {"type": "tmpfs", "target": target, "spec": spec}
+    bind_opts = v.get("bind") or {}
+    for key in sorted(set(bind_opts) - {"create_host_path"}):
+        r.note("unknown-key", f"volumes: bind option '{key}' is not understood (a profile "
+               "has the engine's default propagation)", "volumes", i, "bind", key)  # fmt: skip
+    source = str(v.get("source") or "")
+    if kind != "bind":
+        r.note("not-in-profile", f"volumes: a {kind} mount at {target}; a profile mounts only "
+               "bind mounts and tmpfs", "volumes", i, field="mounts")  # fmt: skip
+    return {
+        "type": str(kind),
+        "source": host(r, source) if kind == "bind" else source,
+        "target": target,
+        "writable": not v.get("read_only", False),
+    }
+
+
+def env(r: Reader) -> dict[str, str]:
+    out: dict[str, str] = {}
+    files = r.get("env_file") or []
+    for i, name in enumerate([files] if isinstance(files, str) else files):
+        path = r.directory / str(name.get("path") if isinstance(name, dict) else name)
+        from engine.compose.document import dotenv_file
+
+        read = dotenv_file(path)
+        if read is None:
+            r.note("bad-value", f"env_file {path}: cannot be read", "env_file", i)
+        else:
+            out.update(read)
+    for key, value in (r.get("environment") or {}).items():
+        if value is None:  # `- NAME`: the value comes from the shell running compose
+            if key not in r.env:
+                r.note("unset-variable", f"environment {key} takes its value from the shell, "
+                       "where it is not set", "environment", key, field="env")  # fmt: skip
+                continue
+            value = r.env[key]
+        out[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def healthcheck(r: Reader) -> dict[str, Any] | None:
+    hc = r.get("healthcheck")
+    if not isinstance(hc, dict) or hc.get("disable"):
+        return None
+    test = hc.get("test")
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    if not isinstance(test, list) or not test:
+        r.note("bad-value", "healthcheck.test must be a list or a string", "healthcheck", "test")
+        return None
+    if test == ["NONE"]:
+        return None
+    out: dict[str, Any] = {"test": [str(t) for t in test]}
+    for key in ("interval", "timeout", "start_period"):
+        seconds = r.parsed(units.parse_duration, hc.get(key), "healthcheck", key)
+        if seconds:
+            out[key] = round(seconds, 3)
+    if hc.get("retries"):
+        out["retries"] = hc["retries"]
+    for key in sorted(set(hc) - {"test", "interval", "timeout", "start_period", "retries",
+                                 "disable"}):  # fmt: skip
+        r.note("unknown-key", f"healthcheck.{key} is not understood", "healthcheck", key)
+    return out
+
+
+def devices(r: Reader) -> list[str]:
+    out = []
+    for d in r.get("devices") or []:
+        if isinstance(d, dict):
+            d = f"{d.get('source')}:{d.get('target')}"
+        host, _, rest = str(d).partition(":")
+        out.append(f"{host}:{rest.split(':')[0] or host}")
+    return sorted(out)
+
+
+def ports(r: Reader) -> list[str]:
+    out = []
+    for p in r.get("ports") or []:
+        if isinstance(p, dict):
+            out.append(f"{p.get('target')}/{p.get('protocol', 'tcp')}")
+            continue
+        text = str(p)
+        port, _, proto = text.rpartition(":")[2].partition("/")
+        out.append(f"{port}/{proto or 'tcp'}")
+    return sorted(set(out))
+
+
+def capabilities(r: Reader, key: str) -> tuple[str, ...]:
+    out = []
+    for i, cap in enumerate(r.get(key) or []):
+        parsed = r.parsed(units.parse_capability, cap, key, str(i))
+        if parsed:
+            out.append(parsed)
+    return tuple(sorted(set(out)))
+
+
+def user(r: Reader) -> str | None:
+    user = r.get("user")
+    if user is None:
+        return None
+    try:
+        return units.format_user(*units.parse_user(user))
+    except units.UnitError:
+        return str(user)  # a name: kept, and the rules say what that means
+
+
+def network(r: Reader) -> str:
+    mode = r.get("network_mode")
+    if mode is not None:
+        return str(mode)
+    networks = r.get("networks")
+    names = list(networks) if isinstance(networks, dict | list) else []
+    if len(names) > 1:
+        r.note("not-in-profile", "the service joins several networks; a profile has one",
+               "networks", field="network")  # fmt: skip
+    # Without either, compose attaches the project's own network, not the default bridge.
+    return str(names[0]) if names else "default (the project's network)"

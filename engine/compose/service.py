@@ -1,0 +1,219 @@
+"""A merged compose service read into the settings a profile has (`engine.render.settings`).
+
+`read_service` reads every key compose can say that matters to a profile, each in all the
+forms compose accepts, into the canonical `Settings` the audit compares, and into a `Profile`
+that the security rules and guardrails judge. A key it does not understand, a value it cannot
+read and a key the profile language has no setting for are `Note`s (findings), never skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.compose import keys
+from engine.compose.project import Service
+from engine.compose.reader import Note, Reader, as_bool
+from engine.labels import PROFILE, is_reserved
+from policy import units
+from policy.model import Healthcheck, Mount, Profile, Tmpfs
+
+# Keys that change nothing a profile (or the engine's isolation) holds: what runs, how compose
+# orders and names things.
+INERT = frozenset(
+    {"build", "command", "container_name", "depends_on", "entrypoint", "stdin_open", "tty",
+     "profiles", "scale", "stop_signal", "stop_grace_period", "hostname", "domainname",
+     "extends", "x-policy-profile", "pull_policy", "platform", "logging", "init", "networks"}
+)  # fmt: skip
+# Keys compose has and a profile does not (its default is none): present, they are findings.
+LACKING = {
+    "ulimits": "resource limits per process",
+    "sysctls": "kernel parameters",
+    "restart": "a restart policy",
+    "cgroup_parent": "a parent cgroup",
+    "oom_kill_disable": "disabling the OOM killer",
+    "oom_score_adj": "an OOM score",
+    "userns_mode": "a user namespace mode",
+    "group_add": "supplementary groups",
+    "shm_size": "the size of /dev/shm",
+    "runtime": "an OCI runtime",
+    "cgroup": "a cgroup namespace mode",
+    "devices": "devices",
+    "ports": "published ports",
+    "expose": "exposed ports",
+    "extra_hosts": "extra /etc/hosts entries",
+    "dns": "DNS servers",
+    "dns_search": "DNS search domains",
+    "dns_opt": "DNS options",
+    "links": "links to other services",
+    "external_links": "links to other containers",
+    "volumes_from": "another container's volumes",
+    "memswap_limit": "a swap limit",
+    "mem_reservation": "a memory reservation",
+    "mem_swappiness": "swappiness",
+    "cpu_shares": "CPU shares",
+    "cpuset": "a CPU set",
+    "cpu_count": "a CPU count (Windows)",
+    "cpu_percent": "a CPU percentage (Windows)",
+    "blkio_config": "block I/O limits",
+    "storage_opt": "storage driver options",
+    "isolation": "an isolation technology (Windows)",
+    "mac_address": "a MAC address",
+    "env_file": None,  # read, see `_env`
+}
+READ = frozenset(
+    {"image", "user", "read_only", "privileged", "network_mode", "pid", "ipc", "uts", "cap_add",
+     "cap_drop", "security_opt", "pids_limit", "mem_limit", "cpus", "cpu_quota", "cpu_period",
+     "deploy", "tmpfs", "volumes", "environment", "env_file", "working_dir", "healthcheck",
+     "labels", "devices", "ports"}
+)  # fmt: skip
+
+
+@dataclass
+class Read:
+    """A service as settings, as a profile, and what could not be read."""
+
+    settings: dict[str, Any]
+    profile: Profile
+    profile_name: str | None
+    notes: list[Note] = field(default_factory=list)
+
+
+def _unknown_keys(r: Reader, named: bool) -> None:
+    for key in r.s.data:
+        if key in READ or key in INERT or key.startswith("x-"):
+            if key == "deploy":
+                _deploy_keys(r)
+            continue
+        if key in LACKING:
+            r.note("not-in-profile", f"'{key}' sets {LACKING[key]}, which a profile does not "
+                   "have (a profile's default is none)", key, field=key)  # fmt: skip
+        else:
+            r.note("unknown-key", f"compose key '{key}' is not understood; it is not judged "
+                   "and nothing is assumed about it", key)  # fmt: skip
+    if not named:
+        for key in ("devices", "ports"):
+            if r.get(key):
+                r.note("not-in-profile", f"'{key}' sets {LACKING[key]}, which a profile does not "
+                       "have (a profile's default is none)", key, field=key)  # fmt: skip
+
+
+def _deploy_keys(r: Reader) -> None:
+    deploy = r.get("deploy") or {}
+    for key in deploy:
+        if key != "resources":
+            r.note("not-in-profile", f"deploy.{key} is for swarm; a profile has no such "
+                   "setting", "deploy", key)  # fmt: skip
+    for key, value in (deploy.get("resources") or {}).items():
+        if key != "limits":
+            r.note("not-in-profile", f"deploy.resources.{key}: a profile has limits only",
+                   "deploy", "resources", key)  # fmt: skip
+            continue
+        for limit in value or {}:
+            if limit not in ("memory", "cpus", "pids"):
+                r.note("unknown-key", f"deploy.resources.limits.{limit} is not understood",
+                       "deploy", "resources", "limits", limit)  # fmt: skip
+
+
+def _named(r: Reader) -> str | None:
+    """The profile a service names: `x-policy-profile`, or the reserved profile label that
+    `policy render --as compose` writes."""
+    ext = r.get("x-policy-profile")
+    label = (r.get("labels") or {}).get(PROFILE)
+    if ext is not None and label is not None and str(ext) != str(label):
+        r.note("conflict", f"x-policy-profile '{ext}' and label {PROFILE}='{label}' name "
+               "different profiles", "x-policy-profile")  # fmt: skip
+    name = ext if ext is not None else label
+    return None if name is None else str(name)
+
+
+def read_service(s: Service, directory: Path, env: dict[str, str]) -> Read:
+    """`s` as settings and as a profile, with every key it could not read as a `Note`."""
+    r = Reader(s, directory, env)
+    named = _named(r)
+    _unknown_keys(r, named is not None)
+    nnp, seccomp = keys.security(r)
+    privileged = bool(r.parsed(as_bool, r.get("privileged"), "privileged"))
+    read_only = bool(r.parsed(as_bool, r.get("read_only"), "read_only"))
+    mounts, tmpfs = keys.volumes(r)
+    for i, entry in enumerate(r.get("tmpfs") or []):
+        target, spec = keys.tmpfs_entry(r, str(entry), "tmpfs", i)
+        tmpfs[target] = spec
+    cap_add, cap_drop = keys.capabilities(r, "cap_add"), keys.capabilities(r, "cap_drop")
+    memory = r.first(units.parse_size, ("mem_limit",), ("deploy", "resources", "limits", "memory"))
+    cpus = r.first(units.parse_cpus, ("cpus",), ("deploy", "resources", "limits", "cpus"))
+    cpus = cpus if cpus is not None else keys.cpus_of_quota(r)
+    pids = r.first(int, ("pids_limit",), ("deploy", "resources", "limits", "pids"))
+    labels = {str(k): str(v) for k, v in (r.get("labels") or {}).items() if not is_reserved(k)}
+    env_values = keys.env(r)
+    healthcheck = keys.healthcheck(r)
+    ns = {k: "private" if r.get(k) in (None, "private", "shareable", "") else str(r.get(k))
+          for k in ("pid", "ipc", "uts")}  # fmt: skip
+    settings = {
+        "image": str(r.get("image") or ""),
+        "user": keys.user(r),
+        "read_only": read_only,
+        "privileged": privileged,
+        "network": keys.network(r),
+        **ns,
+        "capabilities": sorted(units.CAPABILITIES)
+        if privileged
+        else sorted(units.effective_capabilities(cap_add, cap_drop)),
+        "no_new_privileges": nnp,
+        "seccomp": "unconfined" if privileged else seccomp.canonical,
+        "pids_limit": pids if pids and pids > 0 else None,
+        "memory": memory,
+        "cpus": cpus,
+        "tmpfs": dict(sorted(tmpfs.items())),
+        "mounts": mounts,
+        "env": dict(sorted(env_values.items())),
+        "workdir": r.get("working_dir"),
+        "healthcheck": healthcheck,
+        "labels": dict(sorted(labels.items())),
+        "devices": keys.devices(r),
+        "ports": keys.ports(r),
+    }
+    if not settings["image"]:
+        r.note("bad-value", "the service has no image; what it builds is not judged", "image")
+    profile = Profile(
+        name=s.name,
+        image=settings["image"] or "unknown",
+        user=settings["user"],
+        read_only=read_only,
+        privileged=privileged,
+        network=settings["network"],
+        pid=ns["pid"],
+        ipc=ns["ipc"],
+        uts=ns["uts"],
+        cap_drop=cap_drop,
+        cap_add=cap_add,
+        no_new_privileges=nnp,
+        seccomp=seccomp,
+        pids_limit=settings["pids_limit"],
+        memory=memory,
+        cpus=cpus,
+        tmpfs={
+            t: Tmpfs(
+                size=v["size"] or 0,
+                mode=int(v["mode"], 8) if v["mode"] else None,
+                options=tuple(v["options"]),
+            )
+            for t, v in tmpfs.items()
+        },
+        mounts=tuple(
+            Mount(source=m["source"], target=m["target"], writable=m["writable"])
+            for m in mounts
+            if m["type"] == "bind"
+        ),
+        env=env_values,
+        workdir=settings["workdir"],
+        healthcheck=None if healthcheck is None else _profile_healthcheck(healthcheck),
+        labels=labels,
+    )
+    return Read(settings, profile, named, r.notes)
+
+
+def _profile_healthcheck(hc: dict[str, Any]) -> Healthcheck:
+    test = hc["test"][1:] if hc["test"][0] == "CMD" else hc["test"]
+    return Healthcheck(test=tuple(test), **{k: v for k, v in hc.items() if k != "test"})
