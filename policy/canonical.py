@@ -26,6 +26,8 @@ def canonical_document(profile: Profile) -> dict[str, Any]:
     """
     doc = profile.model_dump(mode="json", exclude={"seccomp"})
     doc["seccomp"] = profile.seccomp.canonical
+    if doc.get("kubernetes") is None:
+        doc.pop("kubernetes", None)  # profiles without the table keep the digest they had
     doc["uid"] = profile.uid
     doc["gid"] = profile.gid
     doc["capabilities"] = sorted(profile.capabilities)

@@ -35,7 +35,7 @@ DEPLOY = {"memory": "memory", "cpus": "cpus", "pids_limit": "pids"}
 
 
 def _where(s: Service, field: str) -> Location:
-    path = SOURCE.get(field, (field,))
+    path: tuple[str, ...] = SOURCE.get(field, (field,))
     if path[0] not in s.data and field in DEPLOY:
         path = ("deploy", "resources", "limits", DEPLOY[field])
     if field == "capabilities" and "cap_add" not in s.data:
@@ -116,8 +116,9 @@ def _service(
 ) -> ContainerReport:
     read = read_service(s, project.directory, env)
     findings = [
-        Finding(Kind.COMPOSE, f"compose/{n.code}", Severity.ERROR, f"service {s.name}: {n.message}", host,
-                name=s.name, profile=read.profile_name, field=n.field, location=n.location)
+        Finding(Kind.COMPOSE, f"compose/{n.code}", Severity.ERROR,
+                f"service {s.name}: {n.message}", host, name=s.name,
+                profile=read.profile_name, field=n.field, location=n.location)
         for n in read.notes
     ]  # fmt: skip
     findings += _rules(read, s, policy, host)

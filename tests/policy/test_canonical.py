@@ -231,6 +231,11 @@ CHANGES: list[tuple[str, Any]] = [
     ("healthcheck", {"test": ["true"], "interval": "5s", "retries": 3, "timeout": "1s"}),
     ("labels", {"team": "dev"}),
     ("labels", {"team": "qa", "tier": "1"}),
+    # What a profile accepts on a cluster changes what runs there (issue 15).
+    ("kubernetes", {"level": "restricted"}),
+    ("kubernetes", {"source": "image"}),
+    ("kubernetes", {"network": "deny-all-networkpolicy"}),
+    ("kubernetes", {"seccomp_localhost": "profiles/a.json"}),
 ]
 
 
