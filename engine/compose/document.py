@@ -137,29 +137,35 @@ class _Reader:
         import yaml
 
         out: dict[str, Any] = {}
-        merged: list[Any] = []
+        own = []
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                sources = (
-                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                )
-                merged.extend(sources)
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                own.append((key_node, value_node))
                 continue
+            # `<<` first: the mapping's own keys then override what it merged, values and
+            # locations alike.
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
+            for source in reversed(sources):  # earlier sources take precedence
+                if not isinstance(source, yaml.MappingNode):
+                    self.problems.append(
+                        Problem(self.loc(source), "bad-merge", "'<<' must name a mapping")
+                    )
+                    continue
+                out.update(self.mapping(source, path, depth + 1))
+        seen: set[str] = set()
+        for key_node, value_node in own:
             key = str(self.scalar(key_node, path))
-            if key in out:
+            if key in seen:
                 self.problems.append(
                     Problem(self.loc(key_node), "duplicate-key", f"key '{key}' appears twice")
                 )
+            seen.add(key)
+            for stale in [p for p in self.where if p[: len(path) + 1] == (*path, key)]:
+                del self.where[stale]
             self.where[(*path, key)] = self.loc(key_node)
             out[key] = self.value(value_node, (*path, key), depth + 1)
-        for source in merged:  # `<<`: keys the mapping itself does not set
-            if not isinstance(source, yaml.MappingNode):
-                self.problems.append(
-                    Problem(self.loc(source), "bad-merge", "'<<' must name a mapping")
-                )
-                continue
-            for key, value in self.mapping(source, path, depth + 1).items():
-                out.setdefault(key, value)
         return out
 
 

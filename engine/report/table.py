@@ -36,13 +36,14 @@ class TableFormat:
         clean = sum(1 for c in report.containers if not c.findings)
         findings = report.findings
         errors = sum(f.severity.value == "error" for f in findings)
-        things, places = (
-            ("service(s)", "file set(s)") if self.locations else ("container(s)", "host(s)")
-        )
-        lines.append(
-            f"{len(report.containers)} {things} in {len(report.hosts)} {places}: "
+        where = (
+            f"in {len(report.hosts)} file set(s)"
             if self.locations
-            else f"{len(report.containers)} {things} on {len(report.hosts)} {places}: "
+            else f"on {len(report.hosts)} host(s)"
+        )
+        things = "service(s)" if self.locations else "container(s)"
+        lines.append(
+            f"{len(report.containers)} {things} {where}: "
             f"{clean} clean, {errors} error(s), {len(findings) - errors} warning(s)"
         )
         return "\n".join(lines)
