@@ -1,0 +1,263 @@
+"""`policy check`: compose files judged statically, every finding at the compose key's
+file:line:col, in the audit's formats and exit codes; nothing in a file goes unjudged."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from engine.audit.findings import AuditReport, Kind
+from engine.compose.check import check
+from engine.compose.document import interpolate
+from policy.loader import Policy, load_policy
+from tests.helpers import POLICIES, ROOT, cli
+
+SEED = ROOT / "examples" / "seed-compose" / "docker-compose.test.yml"
+SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy([POLICIES])
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def by_rule(report: AuditReport) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in report.findings:
+        where = (
+            f"{Path(f.location.path).name}:{f.location.line}:{f.location.col}" if f.location else ""
+        )
+        out.setdefault(f.rule if f.rule != "drift" else f"drift/{f.field}", []).append(where)
+    for value in out.values():
+        value.sort(key=lambda w: [int(x) if x.isdigit() else x for x in w.split(":")])
+    return out
+
+
+def test_the_seed_compose_file_matches_its_profiles(policy: Policy) -> None:
+    report = check([SEED], policy, env={})
+    assert [(c.name, c.profile) for c in report.containers] == [
+        ("test-isolation", "isolation"),
+        ("test-full", "full"),
+        ("test-parallel", "parallel"),
+    ]
+    assert report.findings == []  # full's cap-add is waived by its profile's waiver
+    code, out, err = cli("check", str(SEED), "--policies", str(POLICIES))
+    assert code == 0, out + err
+    assert "3 service(s) in 1 file set(s): 3 clean" in out
+
+
+def test_a_drifted_service_is_found_key_by_key(tmp_path: Path, policy: Policy) -> None:
+    text = (
+        SEED.read_text()
+        .replace("mem_limit: 1g", "mem_limit: 2g")
+        .replace(
+            "    network_mode: none\n    mem_limit: 512m",
+            "    network_mode: bridge\n    mem_limit: 512m",
+        )
+    )
+    path = write(tmp_path, "drift.yml", text.replace("../..", str(ROOT)))
+    report = check([path], policy, env={})
+    found = by_rule(report)
+    lines = text.splitlines()
+    mem = next(i for i, line in enumerate(lines, 1) if "mem_limit: 2g" in line)
+    assert found["drift/memory"] == [f"drift.yml:{mem}:5"]
+    net = next(i for i, line in enumerate(lines, 1) if "network_mode: bridge" in line and i > 40)
+    assert found["drift/network"] == [f"drift.yml:{net}:5"]
+    assert {c.name for c in report.containers if c.findings} == {"test-isolation", "test-parallel"}
+
+
+def test_every_key_that_matters_is_read_in_every_form(tmp_path: Path, policy: Policy) -> None:
+    path = write(
+        tmp_path,
+        "c.yml",
+        """services:
+  s:
+    x-policy-profile: isolation
+    image: simple-test-isolation:latest
+    user: "1001:1001"
+    read_only: true
+    network_mode: none
+    cap_drop: [all]
+    security_opt: ["no-new-privileges", "seccomp=unconfined"]
+    deploy: {resources: {limits: {memory: 1G, cpus: "2", pids: 256}}}
+    tmpfs: /tmp:size=100m,mode=1777,nosuid,nodev,noexec
+    working_dir: /src
+    volumes:
+      - {type: bind, source: ., target: /src, read_only: true}
+      - {type: bind, source: ./test-results, target: /results}
+""",
+    )
+    project = load_policy([POLICIES], tmp_path)
+    report = check([path], project, env={})
+    assert by_rule(report) == {"seccomp-unconfined": ["c.yml:9:5"], "drift/seccomp": ["c.yml:9:5"]}
+
+
+def test_extends_and_several_files_merge_as_compose_merges(tmp_path: Path, policy: Policy) -> None:
+    base = write(
+        tmp_path,
+        "base.yml",
+        """services:
+  hardened:
+    image: simple-test-isolation:latest
+    user: "1001:1001"
+    cap_drop: [ALL]
+    environment: [A=1, B=2]
+  app:
+    extends: hardened
+    environment: {B: "3"}
+""",
+    )
+    over = write(tmp_path, "over.yml", "services:\n  app:\n    cap_add: [NET_ADMIN]\n")
+    report = check([base, over], policy, env={})
+    app = next(c for c in report.containers if c.name == "app")
+    cap = [f for f in app.findings if f.rule == "cap-add"]
+    assert [str(f.location) for f in cap] == [f"{over}:3:5"]
+    from engine.compose.project import load
+    from engine.compose.service import read_service
+
+    merged = load([base, over], {}).services["app"]
+    settings = read_service(merged, tmp_path, {}).settings
+    assert settings["env"] == {"A": "1", "B": "3"}
+    assert "NET_ADMIN" in settings["capabilities"] and settings["user"] == "1001:1001"
+
+
+def test_cycles_and_unknown_bases_are_findings(tmp_path: Path, policy: Policy) -> None:
+    path = write(
+        tmp_path,
+        "c.yml",
+        "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n"
+        "  c: {image: x, extends: nowhere}\n",
+    )
+    rules = by_rule(check([path], policy, env={}))
+    assert len(rules["compose/bad-extends"]) == 3
+
+
+def test_unknown_keys_and_keys_no_profile_has_are_findings(tmp_path: Path, policy: Policy) -> None:
+    path = write(
+        tmp_path,
+        "c.yml",
+        """services:
+  s:
+    image: busybox:latest
+    frobnicate: true
+    ulimits: {nofile: 1024}
+    ports: ["8080:80"]
+    devices: ["/dev/fuse:/dev/fuse"]
+    security_opt: [apparmor=unconfined, bogus]
+    volumes: ["data:/data", "./x:/x:z"]
+""",
+    )
+    rules = by_rule(check([path], policy, env={}))
+    assert rules["compose/unknown-key"] == ["c.yml:4:5", "c.yml:8:41", "c.yml:9:29"]
+    assert rules["compose/not-in-profile"] == [
+        "c.yml:5:5", "c.yml:6:5", "c.yml:7:5", "c.yml:8:20", "c.yml:9:15",
+    ]  # fmt: skip
+
+
+def test_interpolation_is_composes_and_an_unset_variable_is_a_finding(
+    tmp_path: Path, policy: Policy
+) -> None:
+    env = {"SET": "v", "EMPTY": ""}
+    assert interpolate("${SET} $SET ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} $$SET", env) == (
+        "v v d d  $SET",
+        [],
+    )
+    assert interpolate("${UNSET:?needed here}", env)[1] == [
+        "variable UNSET is required: needed here"
+    ]
+    assert interpolate("${UNSET}", env)[1] == [
+        "variable UNSET is not set and has no default (compose would use '')"
+    ]
+    assert interpolate("${EMPTY:+alt}${SET:+alt}", env) == ("alt", [])
+    path = write(
+        tmp_path, "c.yml", "services:\n  s:\n    image: ${IMAGE}\n    environment: [TOKEN]\n"
+    )
+    rules = by_rule(check([path], policy, env={}))
+    assert rules["compose/unset-variable"] == ["c.yml:3:12", "c.yml:4:19"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "junit"])
+def test_the_audit_formats_and_exit_codes(tmp_path: Path, fmt: str) -> None:
+    path = write(
+        tmp_path, "c.yml", "services:\n  s:\n    image: busybox:latest\n    privileged: true\n"
+    )
+    out_file = tmp_path / f"report.{fmt}"
+    code, _, err = cli(
+        "check", str(path), "--format", fmt, "-o", str(out_file), "-p", str(POLICIES)
+    )
+    assert code == 1, err
+    text = out_file.read_text()
+    if fmt == "json":
+        doc = json.loads(text)
+        assert (
+            any(f["rule"] == "privileged" for f in doc["findings"]) if "findings" in doc else text
+        )
+    elif fmt == "sarif":
+        doc = json.loads(text)
+        jsonschema.validate(doc, json.loads(SARIF_SCHEMA.read_text()))
+        region = next(
+            r["locations"][0]["physicalLocation"]
+            for r in doc["runs"][0]["results"]
+            if r["ruleId"] == "privileged"
+        )
+        assert region["artifactLocation"]["uri"] == str(path)
+        assert region["region"] == {"startLine": 4, "startColumn": 5}
+    else:
+        suite = ET.fromstring(text).find("testsuite")
+        assert suite is not None and int(suite.get("failures", "0")) >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("services: [\n", "not valid YAML"),
+        ("- a\n- b\n", "a compose file is a mapping"),
+        ("services: 3\n", "'services' must be a mapping"),
+        (
+            'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+            + "".join(
+                f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + "services: {s: {image: x, x-l: *i}}\n",
+            "expanded too far",
+        ),
+        ("\udcff", "not UTF-8"),
+    ],
+    ids=["not-yaml", "a-list", "services-not-a-mapping", "billion-laughs", "not-utf8"],
+)
+def test_a_file_that_is_not_compose_is_a_usage_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "c.yml"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    code, out, err = cli("check", str(path), "-p", str(POLICIES))
+    assert code == 2, out + err
+    assert message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yml"]  # nothing left behind
+
+
+def test_a_missing_file_and_a_duplicate_key(tmp_path: Path) -> None:
+    code, _, err = cli("check", str(tmp_path / "nope.yml"), "-p", str(POLICIES))
+    assert code == 2 and "cannot read the compose file" in err
+    path = write(tmp_path, "c.yml", "services:\n  s:\n    image: a\n    image: b\n")
+    code, out, _ = cli("check", str(path), "-p", str(POLICIES))
+    assert code == 1 and f"{path}:4:5: error   compose/duplicate-key" in out
+
+
+def test_a_service_naming_an_unknown_profile(tmp_path: Path, policy: Policy) -> None:
+    path = write(tmp_path, "c.yml", "services:\n  s:\n    image: a\n    x-policy-profile: nope\n")
+    report = check([path], policy, env={})
+    assert [f.kind for f in report.findings if f.kind is Kind.UNKNOWN_PROFILE] == [
+        Kind.UNKNOWN_PROFILE
+    ]

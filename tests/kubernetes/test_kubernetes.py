@@ -1,0 +1,183 @@
+"""`policy render --as kubernetes`: every manifest strict-valid for each Kubernetes version the
+README claims, every shipped profile refused with the reasons, the example cluster policy
+rendered at the level it claims, and the Pod Security Standards controls named as
+pod-security-admission names them. Offline: kubernetes-validate ships the schemas."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from engine.render.interface import Unexpressible, render
+from engine.render.kubernetes import KubernetesJob, kubernetes_manifests
+from engine.render.pss import failures
+from engine.render.walk import walk
+from policy.loader import Policy, load_policy
+from tests.helpers import POLICIES, ROOT, cli
+
+# The versions README.md claims (Kubernetes section); each validated in strict mode.
+VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0"]
+CLUSTER = ROOT / "examples" / "kubernetes" / "policies"
+
+
+def strict_valid(manifest: dict[str, Any]) -> None:
+    for version in VERSIONS:
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def rendered(policy: Policy, name: str, pss: str | None = None) -> list[dict[str, Any]]:
+    profile = policy.profiles[name]
+    w = walk(profile, policy.project, "cluster.toml", command=("make", "test"))
+    return kubernetes_manifests(w, pss)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Policy:
+    return load_policy([CLUSTER])
+
+
+def test_the_example_profiles_render_strict_valid_jobs_at_their_level(cluster: Policy) -> None:
+    for name in ("isolation", "parallel", "jit"):
+        manifests = rendered(cluster, name)
+        for m in manifests:
+            strict_valid(m)
+        job, netpol = manifests
+        assert failures(job, "restricted") == []
+        assert job["kind"] == "Job" and netpol["kind"] == "NetworkPolicy"
+        spec = job["spec"]
+        assert spec["backoffLimit"] == 0
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"
+        container = spec["template"]["spec"]["containers"][0]
+        ctx = container["securityContext"]
+        assert ctx["runAsUser"] == 1001 and ctx["runAsGroup"] == 1001 and ctx["runAsNonRoot"]
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert container["args"] == ["make", "test"]
+        assert netpol["spec"]["podSelector"]["matchLabels"] == {"job-name": job["metadata"]["name"]}
+        assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    iso = rendered(cluster, "isolation")[0]
+    assert iso["spec"]["activeDeadlineSeconds"] == 600
+    pod = iso["spec"]["template"]["spec"]
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits == {"memory": str(1 << 30), "cpu": "2"}
+    assert {"name": "tmpfs-0", "emptyDir": {"medium": "Memory", "sizeLimit": str(100 << 20)}} in (
+        pod["volumes"]
+    )
+    assert pod["containers"][0]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    jit = rendered(cluster, "jit")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert jit["securityContext"]["seccompProfile"] == {
+        "type": "Localhost",
+        "localhostProfile": "container-policy/test-runner.json",
+    }
+
+
+def test_full_is_refused_at_baseline_naming_the_control(cluster: Policy) -> None:
+    with pytest.raises(Unexpressible) as caught:
+        rendered(cluster, "full")
+    assert caught.value.refused == [
+        ("Pod Security Standards baseline: capabilities_baseline", "container test adds SYS_PTRACE")
+    ]
+    # Without a level to meet it renders, strict-valid, with the capability it declares.
+    declared = cluster.profiles["full"].kubernetes
+    assert declared is not None and declared.level == "baseline"
+    profile = cluster.profiles["full"].model_copy(
+        update={"kubernetes": declared.model_copy(update={"level": None})}
+    )
+    job = render(KubernetesJob(), walk(profile, cluster.project, "cluster.toml")).value[0]
+    strict_valid(job)
+    caps = job["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]
+    assert caps == {"drop": ["ALL"], "add": ["SYS_PTRACE"]}
+
+
+def test_every_shipped_profile_is_refused_with_its_reasons() -> None:
+    policy = load_policy([POLICIES])
+    for name, profile in policy.profiles.items():
+        with pytest.raises(Unexpressible) as caught:
+            render(KubernetesJob(), walk(profile, policy.project, "base.toml"))
+        fields = {field for field, _ in caught.value.refused}
+        # The project's bind mounts would be hostPath; pids and tmpfs options have no spelling.
+        assert {"mounts", "pids_limit", "tmpfs"} <= fields, name
+        assert ("network" in fields) == (profile.network == "none"), name
+        assert ("seccomp" in fields) == (profile.seccomp.mode == "custom"), name
+
+
+def test_the_cli_refuses_by_name_and_renders_nothing() -> None:
+    code, out, err = cli("render", "isolation", "--as", "kubernetes", "--policies", str(POLICIES))
+    assert code == 2 and out == ""
+    assert "pids_limit: a pids limit is the kubelet's" in err
+    assert 'kubernetes.network = "deny-all-networkpolicy"' in err
+    assert "Traceback" not in err
+
+
+def test_the_cli_renders_a_stream_that_validates(tmp_path: Path) -> None:
+    code, out, err = cli(
+        "render", "--all", "--as", "kubernetes", "--pss", "baseline", "--policies", str(CLUSTER)
+    )
+    assert code == 2 and "capabilities_baseline" in err  # full, with everything else
+    code, out, err = cli(
+        "render", "isolation", "jit", "--as", "kubernetes", "--pss", "restricted",
+        "--policies", str(CLUSTER),
+    )  # fmt: skip
+    assert code == 0, err
+    docs = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in docs] == ["Job", "NetworkPolicy"] * 2
+    for d in docs:
+        strict_valid(d)
+
+
+@pytest.mark.parametrize(
+    ("change", "control"),
+    [
+        ({"user": "0:0"}, "runAsUser"),
+        ({"no_new_privileges": False}, "allowPrivilegeEscalation"),
+        ({"seccomp": "unconfined"}, "seccompProfile_baseline"),
+        ({"cap_drop": []}, "capabilities_restricted"),
+        ({"cap_add": ["NET_RAW"]}, "capabilities_baseline"),
+        ({"pid": "host"}, "hostNamespaces"),
+        ({"privileged": True}, "privileged"),
+    ],
+)
+def test_a_job_failing_restricted_is_refused_naming_the_control(
+    tmp_path: Path, change: dict[str, Any], control: str
+) -> None:
+    shutil.copytree(CLUSTER, tmp_path / "policies")
+    lines = "".join(f"{k} = {_toml(v)}\n" for k, v in change.items())
+    path = tmp_path / "policies" / "probe.toml"
+    path.write_text(f'version = 1\n[profiles.probe]\nextends = "isolation"\n{lines}')
+    policy = load_policy([tmp_path / "policies"])
+    with pytest.raises(Unexpressible) as caught:
+        rendered(policy, "probe", "restricted")
+    assert control in {c.split(": ")[1] for c, _ in caught.value.refused}
+
+
+def _toml(value: Any) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"v": value})[4:].strip()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('kubernetes.network = "deny"', "deny-all-networkpolicy"),
+        ('kubernetes.seccomp_localhost = "../etc/x.json"', "without '..'"),
+        ('kubernetes.seccomp_localhost = "/abs.json"', "relative to the kubelet"),
+        ('kubernetes.level = "strict"', "restricted"),
+        ("kubernetes.nope = 1", "unknown key"),
+        ('kubernetes.namespace = "Not_A_Name"', "a Kubernetes name"),
+    ],
+)
+def test_a_bad_kubernetes_table_is_located(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "p.toml").write_text(
+        f'version = 1\n[profiles.probe]\nimage = "busybox:latest"\n{table}\n'
+    )
+    code, out, err = cli("validate", str(tmp_path))
+    assert code == 1, err
+    assert f"{tmp_path / 'p.toml'}:4:" in out and message in out, out
+    assert "Traceback" not in out + err
