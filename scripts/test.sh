@@ -25,6 +25,7 @@ log "installing the package with its test extras"
 
 scripts/ensure-engine.sh
 scripts/build-test-images.sh
+scripts/ensure-compose.sh
 
 log "lint: ruff format --check, ruff check, mypy --strict"
 .venv/bin/ruff format --check .

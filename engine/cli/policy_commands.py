@@ -268,7 +268,7 @@ def _rendered(target: RenderTarget, walked: list[Any], pss: str | None) -> tuple
                 refused.append(exc.message)
                 continue
             services.update(doc.value["services"])
-            notes.extend(doc.notes)
+            notes.extend(f"{w.profile.name}: {n}" if len(walked) > 1 else n for n in doc.notes)
         _refuse(refused)
         return to_yaml({"version": "2.4", "services": services}), notes
     if target is RenderTarget.KUBERNETES:

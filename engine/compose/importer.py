@@ -121,7 +121,8 @@ def _waivers(name: str, read: Read, policy: Policy) -> list[str]:
     expires = dt.date.today() + dt.timedelta(days=90)
     out = []
     seen = set()
-    for v in evaluate(read.profile, policy, declared=False):
+    # As `policy validate` will judge the profile: the rules on declarations included.
+    for v in evaluate(read.profile.model_copy(update={"name": name}), policy):
         if v.rule in seen:
             continue
         seen.add(v.rule)

@@ -1,0 +1,82 @@
+"""`policy import`: the seed's compose file as profiles that load, whose only problems are the
+suggested waivers, and that render back as compose with the same settings (the round trip)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine.compose.importer import import_compose
+from engine.compose.project import load
+from engine.compose.service import read_service
+from engine.render.compose import Compose
+from engine.render.interface import render
+from engine.render.walk import walk
+from engine.render.yaml import to_yaml
+from policy.loader import load_policy
+from policy.vetted import check
+from tests.compose.test_check import SEED
+from tests.helpers import POLICIES, ROOT, cli
+
+
+def imported(tmp_path: Path) -> Path:
+    text, problems = import_compose([SEED], load_policy([POLICIES]))
+    assert problems == []
+    out = tmp_path / "policies" / "seed.toml"
+    out.parent.mkdir()
+    out.write_text(text)
+    return out
+
+
+def test_the_seed_file_imports_as_profiles_that_load(tmp_path: Path) -> None:
+    path = imported(tmp_path)
+    text = path.read_text()
+    policy = load_policy([path.parent], ROOT)
+    assert sorted(policy.profiles) == ["test-full", "test-isolation", "test-parallel"]
+    # Shared settings once, in [defaults]; each value names its compose line.
+    assert text.count('user = "1001:1001"') == 1
+    assert re.search(r'^memory = "4g"  # docker-compose\.test\.yml:\d+$', text, re.M)
+    # Its only problems are the rules the services break, each offered as a waiver to fill in.
+    checked = check([path.parent], ROOT)
+    found = sorted({(d.code, d.profile) for d in checked.diagnostics})
+    assert found == sorted(
+        [("cap-add", "test-full")] + [("no-timeout", p) for p in policy.profiles]
+    )
+    for rule, profile in found:
+        assert f'# profile = "{profile}"\n# rule = "{rule}"\n# reason = "FILL IN' in text
+
+
+def test_rendering_the_import_back_gives_the_same_settings(tmp_path: Path) -> None:
+    policy = load_policy([imported(tmp_path).parent], ROOT)
+    original = load([SEED], {})
+    services = {}
+    for name, profile in policy.profiles.items():
+        doc = render(Compose(), walk(profile, policy.project, "seed.toml")).value
+        services.update(doc["services"])
+    back = tmp_path / "back.yml"
+    back.write_text(to_yaml({"version": "2.4", "services": services}))
+    rendered = load([back], {})
+    for name in original.services:
+        before = read_service(original.services[name], original.directory, {})
+        after = read_service(rendered.services[name], rendered.directory, {})
+        assert after.notes == [] and before.notes == []
+        assert after.settings == before.settings, name
+
+
+def test_what_cannot_be_imported_is_written_and_listed(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        "services:\n  s:\n    image: busybox:latest\n    user: app\n    ulimits: {nofile: 10}\n"
+    )
+    code, out, err = cli("import", str(path), "-p", str(POLICIES))
+    assert code == 1
+    assert f"# NOT IMPORTED: {path}:5:5: 'ulimits' sets resource limits per process" in out
+    assert "user 'app' is a name" in err
+    code, _, err = cli("import", str(path), "-p", str(POLICIES), "-o", str(tmp_path / "none"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_import_writes_into_a_directory(tmp_path: Path) -> None:
+    code, _, err = cli("import", str(SEED), "-p", str(POLICIES), "-o", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "docker-compose.test.toml").read_text().startswith("# Imported from")
