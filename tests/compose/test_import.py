@@ -50,7 +50,7 @@ def test_rendering_the_import_back_gives_the_same_settings(tmp_path: Path) -> No
     policy = load_policy([imported(tmp_path).parent], ROOT)
     original = load([SEED], {})
     services = {}
-    for name, profile in policy.profiles.items():
+    for profile in policy.profiles.values():
         doc = render(Compose(), walk(profile, policy.project, "seed.toml")).value
         services.update(doc["services"])
     back = tmp_path / "back.yml"

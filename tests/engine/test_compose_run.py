@@ -43,7 +43,7 @@ def compose_project(tmp_path: Path, docker_client: object) -> Iterator[tuple[Pat
 def test_docker_compose_runs_every_profile_as_declared(
     compose_project: tuple[Path, list[str]], shipped: Policy
 ) -> None:
-    path, command = compose_project
+    _, command = compose_project
     config = subprocess.run([*command, "config"], capture_output=True, text=True)
     assert config.returncode == 0, config.stderr
     for name, profile in sorted(shipped.profiles.items()):

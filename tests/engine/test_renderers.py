@@ -60,7 +60,9 @@ def test_a_renderer_that_refuses_unlisted_settings_refuses_them_by_name(tmp_path
 
     with pytest.raises(Unexpressible) as caught:
         render(Narrow(), walked)
-    assert caught.value.refused == [("image", "a Kubernetes Job has no spelling for this setting yet")]
+    assert caught.value.refused == [
+        ("image", "a Kubernetes Job has no spelling for this setting yet")
+    ]
 
 
 def test_a_setting_a_target_cannot_express_is_refused_by_name(tmp_path: Path) -> None:
