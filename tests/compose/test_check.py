@@ -261,3 +261,25 @@ def test_a_service_naming_an_unknown_profile(tmp_path: Path, policy: Policy) -> 
     assert [f.kind for f in report.findings if f.kind is Kind.UNKNOWN_PROFILE] == [
         Kind.UNKNOWN_PROFILE
     ]
+
+
+def test_a_rendered_file_names_its_profile_by_label_and_an_old_digest_is_stale(
+    tmp_path: Path,
+) -> None:
+    code, out, _ = cli("render", "isolation", "--as", "compose", "-p", str(POLICIES))
+    assert code == 0
+    path = write(tmp_path, "r.yml", out)
+    policy = load_policy([POLICIES])
+    assert check([path], policy, env={}).findings == []
+    digest = policy.digest("isolation")
+    path.write_text(out.replace(digest, "sha256:" + "0" * 64))
+    report = check([path], policy, env={})
+    assert [(f.kind, f.severity.value) for f in report.findings] == [(Kind.STALE, "warning")]
+    code, _, _ = cli("check", str(path), "-p", str(POLICIES))
+    assert code == 0  # a warning, below the default --fail-on
+    code, _, _ = cli("check", str(path), "-p", str(POLICIES), "--fail-on", "warning")
+    assert code == 1
+    # The extension key and the label must agree.
+    path.write_text(out.replace('"image":', '"x-policy-profile": "full"\n    "image":', 1))
+    rules = by_rule(check([path], policy, env={}))
+    assert "compose/conflict" in rules
