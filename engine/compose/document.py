@@ -174,13 +174,13 @@ def read(path: Path, env: Mapping[str, str]) -> Document:
     not readable is a `UsageError` naming it."""
     import yaml
 
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the compose file: {exc.strerror}") from None
-    if len(raw) > MAX_FILE:
-        raise UsageError(f"{path}: larger than {MAX_FILE // 1024 // 1024} MiB; not a compose file")
+    from policy.source import read_regular
+
+    # A regular file only, read up to its cap: a FIFO named by `extends.file` would block
+    # forever, a device such as /dev/zero never ends.
+    raw = read_regular(path, MAX_FILE)
+    if isinstance(raw, tuple):
+        raise UsageError(f"{path}: cannot read the compose file: {raw[1]}")
     try:
         node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
     except UnicodeDecodeError:
@@ -199,39 +199,28 @@ def read(path: Path, env: Mapping[str, str]) -> Document:
 
 def dotenv(directory: Path) -> dict[str, str]:
     """The `.env` file compose reads from the project directory (KEY=VALUE lines)."""
-    out: dict[str, str] = {}
-    try:
-        text = (directory / ".env").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return out
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
-    return out
+    return dotenv_file(directory / ".env") or {}
 
 
 def dotenv_file(path: Path) -> dict[str, str] | None:
-    """`KEY=VALUE` lines of an `env_file`, or None when it cannot be read."""
-    if not path.is_file():
+    """`KEY=VALUE` lines of an `env_file` (a regular file of at most 1 MiB), or None when it
+    cannot be read."""
+    from policy.source import read_regular
+
+    raw = read_regular(path, 1 << 20)
+    if isinstance(raw, tuple):
         return None
-    return dotenv_lines(path)
+    return _parse_env(raw.decode("utf-8", errors="replace"))
 
 
-def dotenv_lines(path: Path) -> dict[str, str]:
-    return dotenv(path.parent) if path.name == ".env" else _parse_env(path)
-
-
-def _parse_env(path: Path) -> dict[str, str]:
+def _parse_env(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
-            out[key.strip()] = value.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            out[key.strip()] = value
     return out

@@ -283,3 +283,40 @@ def test_a_rendered_file_names_its_profile_by_label_and_an_old_digest_is_stale(
     path.write_text(out.replace('"image":', '"x-policy-profile": "full"\n    "image":', 1))
     rules = by_rule(check([path], policy, env={}))
     assert "compose/conflict" in rules
+
+
+def test_a_fifo_or_a_huge_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yml"
+    os.mkfifo(fifo)
+    code, _, err = cli("check", str(fifo), "-p", str(POLICIES))
+    assert code == 2 and "expected a regular file" in err, err
+    # `extends.file` naming it is refused the same way, not waited on.
+    path = write(tmp_path, "c.yml", f"services:\n  s:\n    extends: {{file: {fifo}, service: x}}\n")
+    code, _, err = cli("check", str(path), "-p", str(POLICIES))
+    assert code == 2 and str(fifo) in err
+    huge = tmp_path / "huge.yml"
+    huge.write_bytes(b"#" * (4 * 1024 * 1024 + 1))
+    code, _, err = cli("check", str(huge), "-p", str(POLICIES))
+    assert code == 2 and "larger than 4 MiB" in err
+
+
+def test_the_env_file_and_env_files_are_read(tmp_path: Path, policy: Policy) -> None:
+    from engine.compose.project import load
+    from engine.compose.service import read_service
+
+    (tmp_path / ".env").write_text("# comment\nIMAGE='busybox:1'\n")
+    (tmp_path / "app.env").write_text('A=1\nB="two"\n')
+    path = write(
+        tmp_path,
+        "c.yml",
+        "services:\n  s:\n    image: ${IMAGE}\n    env_file: [app.env, missing.env]\n"
+        "    environment: {B: three}\n",
+    )
+    project = load([path])
+    service = project.services["s"]
+    read = read_service(service, tmp_path, {})
+    assert read.settings["image"] == "busybox:1"
+    assert read.settings["env"] == {"A": "1", "B": "three"}
+    assert [(n.code, n.location.line) for n in read.notes] == [("bad-value", 4)]
