@@ -1,12 +1,13 @@
 """`policy import`: a policy file from a compose file's services.
 
 Each service becomes a profile (`engine.compose.service` reads it, `engine.render.toml` spells
-it); settings every service shares go into `[defaults]` once, which each profile inherits (the
-language's root of `extends`); every value carries a comment naming the compose line it came
-from; each rule a service breaks is listed as a suggested waiver, commented out, with a reason to
-fill in. What cannot be imported faithfully (a key no profile has, a variable not set, a user
-name) is written as a comment too and returned, so nothing the file said disappears silently.
-"""
+it). Settings every service shares go into `[defaults]` once, which each profile inherits (the
+language's root of `extends`); a service that `extends` another of the file becomes a profile
+that `extends` its profile, writing only what it changes. Every value carries a comment naming
+the compose line it came from; each rule a service breaks is listed as a suggested waiver,
+commented out, with a reason to fill in. What cannot be imported faithfully (a key no profile
+has, a variable not set, a user name) is written as a comment too and returned, so nothing the
+file said disappears silently."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 from engine.compose.project import Service, load
 from engine.compose.service import Read, read_service
 from engine.render.interface import render
-from engine.render.toml import TomlProfile, profile_name
+from engine.render.toml import TomlProfile, profile_name, spelled
 from engine.render.walk import walk
 from policy.evaluate import evaluate
 from policy.loader import Policy
@@ -97,9 +98,21 @@ def import_compose(files: list[Path], policy: Policy) -> tuple[str, list[str]]:
         pname = profile_name(name)
         out.append(f"[profiles.{_key(pname)}]  # service {name}, {Path(s.header.path).name}:"
                    f"{s.header.line}")  # fmt: skip
-        for k, v in bodies[name].items():
-            if k not in shared:
-                out.append(f"{_key(k)} = {inline(v)}  # {_line(s, k)}".rstrip(" #"))
+        body, parent = bodies[name], s.base if s.base in bodies else None
+        if parent is not None:
+            # compose's `extends` as the language's: only what the service changes is written.
+            out.append(f"extends = {inline(profile_name(parent))}  # {_line(s, 'extends')}")
+        for k, v in body.items():
+            if k in shared or (parent is not None and bodies[parent].get(k) == v):
+                continue
+            out.append(f"{_key(k)} = {inline(v)}  # {_line(s, k)}".rstrip(" #"))
+        for k in sorted(set(bodies[parent]) - set(body) - set(shared)) if parent else []:
+            # The parent sets it, this service has the default: say so, or it would inherit.
+            value = spelled(read.profile, k)
+            if value is None:
+                problems.append(f"service {name}: '{k}' of {parent} cannot be unset in a profile")
+            else:
+                out.append(f"{_key(k)} = {inline(value)}  # the default, not {parent}'s")
         for note in read.notes:
             text = f"service {name}: {note.location}: {note.message}"
             problems.append(text)

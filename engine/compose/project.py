@@ -36,6 +36,7 @@ class Service:
     data: dict[str, Any]
     where: Where
     header: Location  # the service's own key in the last file that declares it
+    base: str | None = None  # the service of the same project it `extends`, if any
 
     def at(self, *path: str | int) -> Location:
         p: KeyPath = tuple(path)
@@ -219,4 +220,5 @@ def _extended(
     base = _extended(pool[base_name], pool, loader, base_file, problems, (*chain, key))
     data, where = merge(base.data, s.data, base.where, s.where)
     data.pop("extends", None)
-    return Service(s.name, data, where, s.header)
+    same_project = not (isinstance(spec, dict) and spec.get("file"))
+    return Service(s.name, data, where, s.header, base_name if same_project else None)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from engine.compose.importer import import_compose
 from engine.compose.project import load
 from engine.compose.service import read_service
@@ -18,9 +20,33 @@ from policy.vetted import check
 from tests.compose.test_check import SEED
 from tests.helpers import POLICIES, ROOT, cli
 
+EXTENDS = """services:
+  base:
+    image: simple-test-isolation:latest
+    user: "1001:1001"
+    read_only: true
+    privileged: false
+    cap_drop: [ALL]
+    security_opt: [no-new-privileges:true]
+    pids_limit: 100
+    mem_limit: 1g
+    network_mode: none
+    environment: {A: "1"}
+  big:
+    extends: base
+    mem_limit: 2g
+    environment: {B: "2"}
+  other:
+    image: simple-test-full:latest
+    user: "1001:1001"
+    cap_drop: [ALL]
+    pids_limit: 100
+    network_mode: bridge
+"""
 
-def imported(tmp_path: Path) -> Path:
-    text, problems = import_compose([SEED], load_policy([POLICIES]))
+
+def imported(tmp_path: Path, source: Path = SEED) -> Path:
+    text, problems = import_compose([source], load_policy([POLICIES]))
     assert problems == []
     out = tmp_path / "policies" / "seed.toml"
     out.parent.mkdir()
@@ -46,9 +72,20 @@ def test_the_seed_file_imports_as_profiles_that_load(tmp_path: Path) -> None:
         assert f'# profile = "{profile}"\n# rule = "{rule}"\n# reason = "FILL IN' in text
 
 
-def test_rendering_the_import_back_gives_the_same_settings(tmp_path: Path) -> None:
-    policy = load_policy([imported(tmp_path).parent], ROOT)
-    original = load([SEED], {})
+@pytest.mark.parametrize("source", ["seed", "extends"])
+def test_rendering_the_import_back_gives_the_same_settings(tmp_path: Path, source: str) -> None:
+    compose = SEED
+    if source == "extends":
+        compose = tmp_path / "extends.yml"
+        compose.write_text(EXTENDS)
+    path = imported(tmp_path, compose)
+    if source == "extends":
+        text = path.read_text()
+        big = text[text.index("[profiles.big]") : text.index("[profiles.other]")]
+        assert 'extends = "base"' in big and 'memory = "2g"' in big
+        assert "image =" not in big  # inherited from base, as compose's extends does
+    policy = load_policy([path.parent], ROOT)
+    original = load([compose], {})
     services = {}
     for profile in policy.profiles.values():
         doc = render(Compose(), walk(profile, policy.project, "seed.toml")).value
