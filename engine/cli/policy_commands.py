@@ -296,7 +296,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     policy = load(args)
     if args.all == bool(args.profiles):
-        raise UsageError("name the profiles to render, or give --all")
+        raise UsageError(
+            "render: name the profiles to render, or give --all (see `policy render --help`)"
+        )
     if args.pss is not None and args.target is not RenderTarget.KUBERNETES:
         raise UsageError("--pss judges Kubernetes manifests: use it with --as kubernetes")
     names = sorted(policy.profiles) if args.all else list(dict.fromkeys(args.profiles))
