@@ -16,8 +16,8 @@ BASELINE_CAPS = frozenset(
      "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
 )  # fmt: skip
 RESTRICTED_VOLUMES = frozenset(
-    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-     "projected", "secret"}
+    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
+     "persistentVolumeClaim", "projected", "secret"}
 )  # fmt: skip
 Pod = dict[str, Any]
 
@@ -118,9 +118,11 @@ def capabilities_restricted(pod: Pod) -> Iterator[str]:
 
 
 Check = Callable[[Pod], Iterator[str]]
-# (control id as pod-security-admission names it, check), by level. The controls a rendered
-# Job cannot fail (hostProcess, appArmorProfile, seLinuxOptions, procMount, sysctls) are never
-# set by the renderer, and refused before rendering if a profile could set them.
+# (control id as pod-security-admission names it, check), by level (the ids checked against its
+# policy/check_*.go). The controls a rendered Job cannot fail (windowsHostProcess,
+# appArmorProfile, seLinuxOptions, procMount, procMount_restricted, sysctls,
+# hostProbesAndHostLifecycle: its probe is exec) are never set by the renderer, and every
+# setting it does not list is refused before rendering.
 CONTROLS: dict[str, list[tuple[str, Check]]] = {
     "baseline": [
         ("hostNamespaces", host_namespaces),
