@@ -181,3 +181,75 @@ def test_a_bad_kubernetes_table_is_located(tmp_path: Path, table: str, message: 
     assert code == 1, err
     assert f"{tmp_path / 'p.toml'}:4:" in out and message in out, out
     assert "Traceback" not in out + err
+
+
+def test_env_probe_labels_and_namespace_are_carried(tmp_path: Path) -> None:
+    shutil.copytree(CLUSTER, tmp_path / "policies")
+    (tmp_path / "policies" / "probe.toml").write_text(
+        'version = 1\n[profiles.probe]\nextends = "isolation"\nenv = { CI = "1", LANG = "C" }\n'
+        'labels = { team = "qa", "example.com/tier" = "1" }\n'
+        'healthcheck = { test = ["test", "-f", "/tmp/ok"], interval = "5s", timeout = "2s", '
+        'retries = 3, start_period = "10s" }\nkubernetes.namespace = "ci"\n'
+    )
+    policy = load_policy([tmp_path / "policies"])
+    job, netpol = rendered(policy, "probe")
+    strict_valid(job)
+    strict_valid(netpol)
+    assert job["metadata"]["namespace"] == netpol["metadata"]["namespace"] == "ci"
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["team"] == "qa" and labels["example.com/tier"] == "1"
+    assert labels["io.container-policy.profile"] == "probe"
+    annotations = job["metadata"]["annotations"]
+    assert annotations["io.container-policy.digest"] == policy.digest("probe")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [{"name": "CI", "value": "1"}, {"name": "LANG", "value": "C"}]
+    assert container["livenessProbe"] == {
+        "exec": {"command": ["test", "-f", "/tmp/ok"]},
+        "periodSeconds": 5,
+        "timeoutSeconds": 2,
+        "initialDelaySeconds": 10,
+        "failureThreshold": 3,
+    }
+    assert container["workingDir"] == "/src"
+    # A label Kubernetes would refuse is refused by name, not dropped or rewritten.
+    (tmp_path / "policies" / "probe.toml").write_text(
+        'version = 1\n[profiles.probe]\nextends = "isolation"\nlabels = { team = "q a" }\n'
+    )
+    with pytest.raises(Unexpressible) as caught:
+        rendered(load_policy([tmp_path / "policies"]), "probe")
+    assert caught.value.refused[0][0] == "labels" and "team" in caught.value.refused[0][1]
+
+
+@pytest.mark.parametrize(
+    ("pod", "level", "control"),
+    [
+        ({"volumes": [{"name": "v", "hostPath": {"path": "/"}}]}, "baseline", "hostPathVolumes"),
+        ({"volumes": [{"name": "v", "nfs": {}}]}, "restricted", "restrictedVolumes"),
+        ({"hostNetwork": True}, "baseline", "hostNamespaces"),
+        ({"ports": [{"containerPort": 80, "hostPort": 80}]}, "baseline", "hostPorts"),
+        ({"securityContext": {"runAsNonRoot": False}}, "restricted", "runAsNonRoot"),
+    ],
+)
+def test_each_control_fails_the_pod_it_describes(
+    pod: dict[str, Any], level: str, control: str
+) -> None:
+    container: dict[str, Any] = {
+        "name": "test",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if "ports" in pod:
+        container["ports"] = pod.pop("ports")
+    if "securityContext" in pod:
+        del container["securityContext"]["runAsNonRoot"]
+    spec = {"containers": [container], **pod}
+    job = {"spec": {"template": {"spec": spec}}}
+    assert [c for c, _ in failures(job, level)] == [control]
+    bare = {k: v for k, v in container.items() if k != "ports"}
+    clean = {"spec": {"template": {"spec": {"containers": [bare]}}}}
+    if "securityContext" not in pod:
+        assert failures(clean, "restricted") == []
