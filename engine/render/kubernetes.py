@@ -308,16 +308,19 @@ def kubernetes_manifests(walked: Walked, pss: str | None = None) -> list[Manifes
     from engine.render.interface import Unexpressible, render
     from engine.render.pss import failures
 
-    manifests = render(KubernetesJob(), walked).value
+    renderer = KubernetesJob()
+    refused = renderer.refusals(walked)
     level = pss or _k8s(walked.profile).level
     if level and level != "privileged":
-        failed = failures(manifests[0], level)
-        if failed:
-            refused = [
-                (f"Pod Security Standards {level}: {control}", why) for control, why in failed
-            ]
-            raise Unexpressible("a Kubernetes Job", walked.profile.name, refused)
-    return manifests
+        # Judged even when settings are refused, so every reason is given at once: the Job as
+        # it would be with the replacements the refusals ask for.
+        job = renderer.build(walked)[0]
+        refused += [
+            (f"Pod Security Standards {level}: {c}", why) for c, why in failures(job, level)
+        ]
+    if refused:
+        raise Unexpressible(renderer.target, walked.profile.name, refused)
+    return render(renderer, walked).value
 
 
 def to_text(manifests: list[Manifest]) -> str:

@@ -253,3 +253,20 @@ def test_each_control_fails_the_pod_it_describes(
     clean = {"spec": {"template": {"spec": {"containers": [bare]}}}}
     if "securityContext" not in pod:
         assert failures(clean, "restricted") == []
+
+
+def test_the_shipped_full_is_told_that_ptrace_fails_baseline_too() -> None:
+    policy = load_policy([POLICIES])
+    for name in ("full", "intensive"):
+        w = walk(policy.profiles[name], policy.project, "base.toml")
+        with pytest.raises(Unexpressible) as caught:
+            kubernetes_manifests(w, "baseline")
+        assert (
+            "Pod Security Standards baseline: capabilities_baseline",
+            "container test adds SYS_PTRACE",
+        ) in caught.value.refused
+        assert "mounts" in {field for field, _ in caught.value.refused}  # and the rest, at once
+    w = walk(policy.profiles["isolation"], policy.project, "base.toml")
+    with pytest.raises(Unexpressible) as caught:
+        kubernetes_manifests(w, "restricted")
+    assert not [f for f, _ in caught.value.refused if f.startswith("Pod Security")]
