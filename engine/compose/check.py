@@ -18,7 +18,7 @@ from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
 from engine.compose.project import Project, Service, load
 from engine.compose.service import Read, read_service
 from engine.render.interface import render
-from engine.render.settings import ExpectedSettings
+from engine.render.settings import ExpectedSettings, Settings
 from engine.render.walk import walk
 from policy.diagnostics import Location, Severity
 from policy.evaluate import evaluate
@@ -72,9 +72,8 @@ def _drift(read: Read, s: Service, policy: Policy, host: str) -> list[Finding]:
         return [Finding.error(Kind.UNKNOWN_PROFILE, f"service {s.name} names profile '{name}', "
                               "which the policy does not have", host=host, name=s.name,
                               profile=name, location=s.header)]  # fmt: skip
-    profile = policy.profiles[name]
     digest = policy.digest(name)
-    expected = render(ExpectedSettings(None), walk(profile, policy.project, digest=digest)).value
+    expected = _expected(policy, name)
     out = [
         Finding.error(
             Kind.DRIFT, f"{d.field}: profile has {d.expected!r}, service has {d.actual!r}",
@@ -92,6 +91,12 @@ def _drift(read: Read, s: Service, policy: Policy, host: str) -> list[Finding]:
                            f"{digest}", host, name=s.name, profile=name,
                            location=s.at("labels", DIGEST)))  # fmt: skip
     return out
+
+
+def _expected(policy: Policy, name: str) -> Settings:
+    """The settings a container of profile `name` must have (`engine.render.settings`)."""
+    profile, digest = policy.profiles[name], policy.digest(name)
+    return render(ExpectedSettings(None), walk(profile, policy.project, digest=digest)).value
 
 
 def check(files: list[Path], policy: Policy, env: dict[str, str] | None = None) -> AuditReport:
@@ -115,11 +120,14 @@ def _service(
     project: Project, s: Service, policy: Policy, host: str, env: dict[str, str]
 ) -> ContainerReport:
     read = read_service(s, project.directory, env)
+    compared: frozenset[str] = frozenset()
+    if read.profile_name in policy.profiles:
+        compared = frozenset(_expected(policy, read.profile_name))
     findings = [
         Finding(Kind.COMPOSE, f"compose/{n.code}", Severity.ERROR,
                 f"service {s.name}: {n.message}", host, name=s.name,
                 profile=read.profile_name, field=n.field, location=n.location)
-        for n in read.notes
+        for n in read.all_notes(compared)
     ]  # fmt: skip
     findings += _rules(read, s, policy, host)
     if read.profile_name is not None:

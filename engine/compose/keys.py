@@ -193,25 +193,74 @@ def healthcheck(r: Reader) -> dict[str, Any] | None:
 
 
 def devices(r: Reader) -> list[str]:
+    """`host:container:permissions`, as the audit spells a device (permissions `rwm` unless
+    given)."""
     out = []
     for d in r.get("devices") or []:
         if isinstance(d, dict):
-            d = f"{d.get('source')}:{d.get('target')}"
-        host, _, rest = str(d).partition(":")
-        out.append(f"{host}:{rest.split(':')[0] or host}")
+            host, container = str(d.get("source")), str(d.get("target") or d.get("source"))
+            perms = str(d.get("permissions") or "rwm")
+        else:
+            host, container, perms = [*str(d).split(":"), "", ""][:3]
+            container, perms = container or host, perms or "rwm"
+        out.append(f"{host}:{container}:{''.join(c for c in 'rwm' if c in perms)}")
     return sorted(out)
+
+
+def _port_text(host: str, host_port: str, container: str, protocol: str) -> str:
+    """`docker run --publish` spelling, as the audit spells a published port."""
+    address = f"[{host}]" if ":" in host else host
+    return f"{address}:{host_port}:{container}/{protocol}"
+
+
+def _ports_of(text: str) -> list[str]:
+    spec, _, protocol = text.partition("/")
+    parts = spec.rsplit(":", 2) if not spec.startswith("[") else _bracketed(spec)
+    host, host_port, container = (["0.0.0.0", "", *parts][-3:]) if len(parts) < 3 else parts
+    host = host.strip("[]") or "0.0.0.0"
+    if "-" in container:  # a range: one entry per port, as the engine binds them
+        first, _, last = container.partition("-")
+        h_first = host_port.partition("-")[0]
+        return [
+            _port_text(host, str(int(h_first) + i) if h_first else "", str(port), protocol or "tcp")
+            for i, port in enumerate(range(int(first), int(last) + 1))
+        ]
+    return [_port_text(host, host_port, container, protocol or "tcp")]
+
+
+def _bracketed(spec: str) -> list[str]:
+    host, _, rest = spec[1:].partition("]")  # "[::1]:8080:80": the rest is ":8080:80"
+    return [host, *rest.removeprefix(":").split(":", 1)]
 
 
 def ports(r: Reader) -> list[str]:
     out = []
-    for p in r.get("ports") or []:
+    for i, p in enumerate(r.get("ports") or []):
         if isinstance(p, dict):
-            out.append(f"{p.get('target')}/{p.get('protocol', 'tcp')}")
+            host = str(p.get("host_ip") or "0.0.0.0")
+            published = str(p.get("published") or "")
+            out.append(
+                _port_text(host, published, str(p.get("target")), str(p.get("protocol") or "tcp"))
+            )
             continue
-        text = str(p)
-        port, _, proto = text.rpartition(":")[2].partition("/")
-        out.append(f"{port}/{proto or 'tcp'}")
+        try:
+            out.extend(_ports_of(str(p)))
+        except ValueError:
+            r.note("bad-value", f"ports {p!r} is not a port mapping", "ports", i)
     return sorted(set(out))
+
+
+def ulimits(r: Reader) -> dict[str, dict[str, int]]:
+    """`{name: {"soft": N, "hard": M}}`, as the audit reads a container's ulimits."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in sorted((r.get("ulimits") or {}).items()):
+        pair = (value.get("soft"), value.get("hard")) if isinstance(value, dict) else (value, value)
+        soft, hard = pair
+        if not isinstance(soft, int) or not isinstance(hard, int) or bool in map(type, pair):
+            r.note("bad-value", f"ulimits.{name}: expected numbers, got {value!r}", "ulimits", name)
+            continue
+        out[str(name)] = {"soft": soft, "hard": hard}
+    return out
 
 
 def capabilities(r: Reader, key: str) -> tuple[str, ...]:

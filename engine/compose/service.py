@@ -27,7 +27,7 @@ INERT = frozenset(
      "extends", "x-policy-profile", "pull_policy", "platform", "logging", "init", "networks"}
 )  # fmt: skip
 # Keys compose has and a profile does not (its default is none): present, they are findings.
-LACKING = {
+LACKING: dict[str, str] = {
     "ulimits": "resource limits per process",
     "sysctls": "kernel parameters",
     "restart": "a restart policy",
@@ -60,13 +60,12 @@ LACKING = {
     "storage_opt": "storage driver options",
     "isolation": "an isolation technology (Windows)",
     "mac_address": "a MAC address",
-    "env_file": None,  # read, see `_env`
 }
 READ = frozenset(
     {"image", "user", "read_only", "privileged", "network_mode", "pid", "ipc", "uts", "cap_add",
      "cap_drop", "security_opt", "pids_limit", "mem_limit", "cpus", "cpu_quota", "cpu_period",
      "deploy", "tmpfs", "volumes", "environment", "env_file", "working_dir", "healthcheck",
-     "labels", "devices", "ports"}
+     "labels", "devices", "ports", "ulimits"}
 )  # fmt: skip
 
 
@@ -78,25 +77,34 @@ class Read:
     profile: Profile
     profile_name: str | None
     notes: list[Note] = field(default_factory=list)
+    # Keys a profile has no setting for (or that the rules cannot judge yet), by key: findings,
+    # unless the named profile's settings compare that key.
+    lacking: dict[str, Note] = field(default_factory=dict)
+
+    def all_notes(self, compared: frozenset[str] = frozenset()) -> list[Note]:
+        """Every note, but those about keys in `compared` (the named profile's settings)."""
+        return self.notes + [n for k, n in self.lacking.items() if k not in compared]
 
 
-def _unknown_keys(r: Reader, named: bool) -> None:
+def _unknown_keys(r: Reader) -> dict[str, Note]:
+    """Notes for keys not understood (in `r.notes`), and, by key, the notes for keys a profile
+    may not have: `policy check` drops those the named profile's settings compare."""
+    lacking = {}
     for key in r.s.data:
-        if key in READ or key in INERT or key.startswith("x-"):
+        if key in READ - LACKING.keys() or key in INERT or key.startswith("x-"):
             if key == "deploy":
                 _deploy_keys(r)
             continue
         if key in LACKING:
-            r.note("not-in-profile", f"'{key}' sets {LACKING[key]}, which a profile does not "
-                   "have (a profile's default is none)", key, field=key)  # fmt: skip
+            message = (
+                f"'{key}' sets {LACKING[key]}, which a profile does not have (a profile's "
+                "default is none)"
+            )
+            lacking[key] = Note(r.s.at(key), "not-in-profile", message, key)
         else:
             r.note("unknown-key", f"compose key '{key}' is not understood; it is not judged "
                    "and nothing is assumed about it", key)  # fmt: skip
-    if not named:
-        for key in ("devices", "ports"):
-            if r.get(key):
-                r.note("not-in-profile", f"'{key}' sets {LACKING[key]}, which a profile does not "
-                       "have (a profile's default is none)", key, field=key)  # fmt: skip
+    return lacking
 
 
 def _deploy_keys(r: Reader) -> None:
@@ -132,7 +140,7 @@ def read_service(s: Service, directory: Path, env: dict[str, str]) -> Read:
     """`s` as settings and as a profile, with every key it could not read as a `Note`."""
     r = Reader(s, directory, env)
     named = _named(r)
-    _unknown_keys(r, named is not None)
+    lacking = _unknown_keys(r)
     nnp, seccomp = keys.security(r)
     privileged = bool(r.parsed(as_bool, r.get("privileged"), "privileged"))
     read_only = bool(r.parsed(as_bool, r.get("read_only"), "read_only"))
@@ -173,6 +181,7 @@ def read_service(s: Service, directory: Path, env: dict[str, str]) -> Read:
         "labels": dict(sorted(labels.items())),
         "devices": keys.devices(r),
         "ports": keys.ports(r),
+        "ulimits": keys.ulimits(r),
     }
     if not settings["image"]:
         r.note("bad-value", "the service has no image; what it builds is not judged", "image")
@@ -211,7 +220,7 @@ def read_service(s: Service, directory: Path, env: dict[str, str]) -> Read:
         healthcheck=None if healthcheck is None else _profile_healthcheck(healthcheck),
         labels=labels,
     )
-    return Read(settings, profile, named, r.notes)
+    return Read(settings, profile, named, r.notes, lacking)
 
 
 def _profile_healthcheck(hc: dict[str, Any]) -> Healthcheck:
