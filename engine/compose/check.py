@@ -23,6 +23,7 @@ from engine.render.walk import walk
 from policy.diagnostics import Location, Severity
 from policy.evaluate import evaluate
 from policy.loader import Policy
+from policy.model import Profile
 
 # Compose key (or key path) each setting is read from, to locate a drift finding.
 SOURCE = {
@@ -74,13 +75,17 @@ def _drift(read: Read, s: Service, policy: Policy, host: str) -> list[Finding]:
                               profile=name, location=s.header)]  # fmt: skip
     digest = policy.digest(name)
     expected = _expected(policy, name)
+    # A setting this reader does not take from compose is one the service leaves at the
+    # engine's default (a key it sets but cannot be read is a `not-in-profile` finding).
+    defaults = _defaults(policy, expected["image"])
+    actual = {**{k: defaults.get(k) for k in expected if k not in read.settings}, **read.settings}
     out = [
         Finding.error(
             Kind.DRIFT, f"{d.field}: profile has {d.expected!r}, service has {d.actual!r}",
             host=host, name=s.name, profile=name, field=d.field, expected=d.expected,
             actual=d.actual, location=_where(s, d.field),
         )
-        for d in diff(expected, read.settings)
+        for d in diff(expected, actual)
     ]  # fmt: skip
     from engine.labels import DIGEST
 
@@ -97,6 +102,12 @@ def _expected(policy: Policy, name: str) -> Settings:
     """The settings a container of profile `name` must have (`engine.render.settings`)."""
     profile, digest = policy.profiles[name], policy.digest(name)
     return render(ExpectedSettings(None), walk(profile, policy.project, digest=digest)).value
+
+
+def _defaults(policy: Policy, image: str) -> Settings:
+    """The settings of a profile that declares nothing but its image."""
+    bare = Profile(name="defaults", image=image)
+    return render(ExpectedSettings(None), walk(bare, policy.project)).value
 
 
 def check(files: list[Path], policy: Policy, env: dict[str, str] | None = None) -> AuditReport:
@@ -122,7 +133,8 @@ def _service(
     read = read_service(s, project.directory, env)
     compared: frozenset[str] = frozenset()
     if read.profile_name in policy.profiles:
-        compared = frozenset(_expected(policy, read.profile_name))
+        # Only what this reader takes from compose can be compared; the rest stays a finding.
+        compared = frozenset(_expected(policy, read.profile_name)) & read.settings.keys()
     findings = [
         Finding(Kind.COMPOSE, f"compose/{n.code}", Severity.ERROR,
                 f"service {s.name}: {n.message}", host, name=s.name,

@@ -367,3 +367,23 @@ def test_ports_devices_and_ulimits_are_read_as_the_audit_spells_them(tmp_path: P
     assert [(n.code, n.location.line) for n in read.notes] == [("bad-value", 12)]
     # No profile has them (yet): each is a finding, located, until a profile can compare it.
     assert sorted(read.lacking) == ["devices", "ports", "ulimits"]
+
+
+def test_a_setting_the_reader_does_not_take_is_the_engines_default(
+    monkeypatch: pytest.MonkeyPatch, policy: Policy
+) -> None:
+    """As for a setting the language gains before this reader spells it: compose's silence is
+    the engine's default, so a profile that sets it is drift, and one that does not is clean."""
+    import engine.compose.check as check_module
+    from engine.compose.service import read_service
+
+    def without_pids(*args: object) -> object:
+        read = read_service(*args)  # type: ignore[arg-type]
+        del read.settings["pids_limit"]
+        return read
+
+    monkeypatch.setattr(check_module, "read_service", without_pids)
+    report = check([SEED], policy, env={})
+    assert {(f.name, f.field, f.expected, f.actual) for f in report.findings} == {
+        (name, "pids_limit", 256, None) for name in ("test-isolation", "test-full", "test-parallel")
+    }
