@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from engine.audit.drift import diff
@@ -20,7 +21,7 @@ from engine.compose.service import Read, read_service
 from engine.render.interface import render
 from engine.render.settings import ExpectedSettings, Settings
 from engine.render.walk import walk
-from policy.diagnostics import Location, Severity
+from policy.diagnostics import Location, Severity, printable
 from policy.evaluate import evaluate
 from policy.loader import Policy
 from policy.model import Profile
@@ -124,6 +125,23 @@ def check(files: list[Path], policy: Policy, env: dict[str, str] | None = None) 
     shell = dict(os.environ) if env is None else env
     for s in project.services.values():
         report.containers.append(_service(project, s, policy, host, shell))
+    return _printable(report)
+
+
+def _printable(report: AuditReport) -> AuditReport:
+    """Every text a compose file put in the report with control, bidirectional and invisible
+    characters escaped: a hostile key or service name cannot forge or reorder an output line
+    (nor make the JUnit XML invalid)."""
+
+    def clean(f: Finding) -> Finding:
+        return replace(f, message=printable(f.message), name=printable(f.name),
+                       profile=None if f.profile is None else printable(f.profile))  # fmt: skip
+
+    report.host_findings = [clean(f) for f in report.host_findings]
+    for c in report.containers:
+        c.name, c.image = printable(c.name), printable(c.image)
+        c.profile = None if c.profile is None else printable(c.profile)
+        c.findings = [clean(f) for f in c.findings]
     return report
 
 

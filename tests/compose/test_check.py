@@ -387,3 +387,19 @@ def test_a_setting_the_reader_does_not_take_is_the_engines_default(
     assert {(f.name, f.field, f.expected, f.actual) for f in report.findings} == {
         (name, "pids_limit", 256, None) for name in ("test-isolation", "test-full", "test-parallel")
     }
+
+
+def test_a_hostile_key_or_service_name_cannot_forge_an_output_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yml",
+        'services:\n  "svc\\nfake: line\\u202e":\n    image: busybox:latest\n'
+        '    "evil\\e[31mkey\\nc.yml:1:1: error   drift": 1\n',
+    )
+    code, out, _ = cli("check", str(path), "-p", str(POLICIES))
+    assert code == 1
+    assert "\x1b" not in out and "\u202e" not in out
+    assert all(line.startswith(("  ", "svc", "1 service")) for line in out.splitlines()), out
+    assert "evil\\x1b[31mkey\\nc.yml:1:1" in out
+    code, out, _ = cli("check", str(path), "-p", str(POLICIES), "--format", "junit")
+    ET.fromstring(out.encode())  # well-formed XML, control characters escaped
