@@ -21,6 +21,7 @@ from engine.compose.service import Read, read_service
 from engine.render.interface import render
 from engine.render.toml import TomlProfile, profile_name, spelled
 from engine.render.walk import walk
+from policy.diagnostics import printable
 from policy.evaluate import evaluate
 from policy.loader import Policy
 
@@ -122,7 +123,10 @@ def import_compose(files: list[Path], policy: Policy) -> tuple[str, list[str]]:
                             "needs a numeric uid[:gid]")  # fmt: skip
         out.append("")
         out += _waivers(pname, read, policy)
-    return "\n".join(out).rstrip("\n") + "\n", problems
+    # One line each, whatever the compose file holds: a newline in a key or a message would
+    # otherwise end a comment and write policy (escaped in a TOML string, the value is the same).
+    text = "\n".join(printable(line) for line in out).rstrip("\n") + "\n"
+    return text, [printable(p) for p in problems]
 
 
 def _shared(bodies: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ the canonical values of `engine.render.settings`; what it cannot read is a `Note
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -291,5 +292,13 @@ def network(r: Reader) -> str:
     if len(names) > 1:
         r.note("not-in-profile", "the service joins several networks; a profile has one",
                "networks", field="network")  # fmt: skip
-    # Without either, compose attaches the project's own network, not the default bridge.
-    return str(names[0]) if names else "default (the project's network)"
+    # Without either, compose attaches the project's own network, not the default bridge: the
+    # engine network it creates is named after the project (and so is every network it joins).
+    return f"{project_name(r)}_{names[0] if names else 'default'}"
+
+
+def project_name(r: Reader) -> str:
+    """The project name docker-compose gives the directory: `COMPOSE_PROJECT_NAME`, else the
+    directory's name lowercased, without what compose strips."""
+    name = r.env.get("COMPOSE_PROJECT_NAME") or r.directory.resolve().name
+    return re.sub(r"[^-_a-z0-9]", "", name.lower()) or "default"

@@ -117,3 +117,25 @@ def test_import_writes_into_a_directory(tmp_path: Path) -> None:
     code, _, err = cli("import", str(SEED), "-p", str(POLICIES), "-o", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "docker-compose.test.toml").read_text().startswith("# Imported from")
+
+
+def test_what_a_compose_file_holds_cannot_write_policy_into_the_import(tmp_path: Path) -> None:
+    """A key, a service name or a value with a newline stays inside its comment or string: the
+    import is exactly one profile, without the table and key the compose file tried to add."""
+    path = tmp_path / "c.yml"
+    path.write_text(
+        'services:\n  "svc\\nprivileged = true":\n    image: busybox:latest\n    user: "1001"\n'
+        '    environment: {A: "x\\u202ey\\nz"}\n'
+        '    "frob\\nprivileged = true\\n[profiles.evil]\\nimage = \\"x:1\\"": 1\n'
+    )
+    text, problems = import_compose([path], load_policy([POLICIES]))
+    assert problems and all("\n" not in p for p in problems)
+    out = tmp_path / "policies" / "i.toml"
+    out.parent.mkdir()
+    out.write_text(text)
+    policy = load_policy([out.parent], tmp_path)
+    assert list(policy.profiles) == ["svc-privileged---true"]
+    profile = policy.profiles["svc-privileged---true"]
+    assert profile.privileged is False
+    assert profile.env == {"A": "x\u202ey\nz"}  # the value itself, escaped only in the file
+    assert profile.network == f"{tmp_path.name.lower()}_default".replace(".", "")
