@@ -281,6 +281,10 @@ def _rendered(target: RenderTarget, walked: list[Any], pss: str | None) -> tuple
             except Unexpressible as exc:
                 refused.append(exc.message)
         _refuse(refused)
+        names = [f"{m['kind']}/{m['metadata']['name']}" for m in manifests]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:  # kubectl apply would keep only the last of each
+            raise UsageError(f"profiles render to the same Kubernetes names: {', '.join(clashes)}")
         return to_text(manifests).rstrip("\n"), notes
     assert_never(target)
 

@@ -270,3 +270,15 @@ def test_the_shipped_full_is_told_that_ptrace_fails_baseline_too() -> None:
     with pytest.raises(Unexpressible) as caught:
         kubernetes_manifests(w, "restricted")
     assert not [f for f, _ in caught.value.refused if f.startswith("Pod Security")]
+
+
+def test_two_profiles_with_one_kubernetes_name_are_refused(tmp_path: Path) -> None:
+    shutil.copytree(CLUSTER, tmp_path / "policies")
+    (tmp_path / "policies" / "twins.toml").write_text(
+        'version = 1\n[profiles.a_b]\nextends = "isolation"\n[profiles."a.b"]\nextends = "isolation"\n'
+    )
+    code, out, err = cli(
+        "render", "a_b", "a.b", "--as", "kubernetes", "--policies", str(tmp_path / "policies")
+    )
+    assert code == 2 and out == ""
+    assert "Job/policy-a-b" in err
