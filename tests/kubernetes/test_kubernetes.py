@@ -275,7 +275,8 @@ def test_the_shipped_full_is_told_that_ptrace_fails_baseline_too() -> None:
 def test_two_profiles_with_one_kubernetes_name_are_refused(tmp_path: Path) -> None:
     shutil.copytree(CLUSTER, tmp_path / "policies")
     (tmp_path / "policies" / "twins.toml").write_text(
-        'version = 1\n[profiles.a_b]\nextends = "isolation"\n[profiles."a.b"]\nextends = "isolation"\n'
+        'version = 1\n[profiles.a_b]\nextends = "isolation"\n'
+        '[profiles."a.b"]\nextends = "isolation"\n'
     )
     code, out, err = cli(
         "render", "a_b", "a.b", "--as", "kubernetes", "--policies", str(tmp_path / "policies")
