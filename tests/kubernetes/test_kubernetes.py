@@ -283,3 +283,12 @@ def test_two_profiles_with_one_kubernetes_name_are_refused(tmp_path: Path) -> No
     )
     assert code == 2 and out == ""
     assert "Job/policy-a-b" in err
+
+
+def test_show_prints_the_kubernetes_table() -> None:
+    code, out, err = cli("show", "jit", "--policies", str(CLUSTER))
+    assert code == 0, err
+    assert '[kubernetes]\nlevel = "restricted"' in out
+    assert 'seccomp_localhost = "container-policy/test-runner.json"' in out
+    code, out, _ = cli("show", "jit", "--policies", str(CLUSTER), "--format", "json")
+    assert '"namespace"' not in out  # only what is declared
