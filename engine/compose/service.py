@@ -17,7 +17,7 @@ from engine.compose.project import Service
 from engine.compose.reader import Note, Reader, as_bool
 from engine.labels import PROFILE, is_reserved
 from policy import units
-from policy.model import Healthcheck, Mount, Profile, Tmpfs
+from policy.model import Healthcheck, Mount, Profile, Seccomp, Tmpfs
 
 # Keys that change nothing a profile (or the engine's isolation) holds: what runs, how compose
 # orders and names things.
@@ -66,6 +66,13 @@ READ = frozenset(
      "cap_drop", "security_opt", "pids_limit", "mem_limit", "cpus", "cpu_quota", "cpu_period",
      "deploy", "tmpfs", "volumes", "environment", "env_file", "working_dir", "healthcheck",
      "labels", "devices", "ports", "ulimits"}
+)  # fmt: skip
+
+
+# Settings a profile holds exactly as `Settings` spells them.
+AS_IS = (
+    "user", "read_only", "privileged", "network", "pid", "ipc", "uts", "no_new_privileges",
+    "pids_limit", "memory", "cpus", "env", "workdir", "labels",
 )  # fmt: skip
 
 
@@ -141,86 +148,94 @@ def read_service(s: Service, directory: Path, env: dict[str, str]) -> Read:
     r = Reader(s, directory, env)
     named = _named(r)
     lacking = _unknown_keys(r)
+    settings, cap_add, cap_drop, seccomp = _settings(r)
+    if not settings["image"]:
+        r.note("bad-value", "the service has no image; what it builds is not judged", "image")
+    hc = settings["healthcheck"]
+    if hc is not None and hc["test"][0] != "CMD":
+        lacking["healthcheck"] = Note(
+            s.at("healthcheck", "test"), "not-in-profile", "healthcheck: a shell-form test "
+            "(CMD-SHELL, or a string) runs through a shell; a profile's test is an exec array",
+            "healthcheck",
+        )  # fmt: skip
+    profile = _as_profile(s.name, settings, cap_add, cap_drop, seccomp)
+    return Read(settings, profile, named, r.notes, lacking)
+
+
+def _settings(r: Reader) -> tuple[dict[str, Any], tuple[str, ...], tuple[str, ...], Seccomp]:
+    """The service's `Settings`, and what a profile keeps that they do not (the capabilities as
+    written, the seccomp profile itself)."""
     nnp, seccomp = keys.security(r)
     privileged = bool(r.parsed(as_bool, r.get("privileged"), "privileged"))
-    read_only = bool(r.parsed(as_bool, r.get("read_only"), "read_only"))
     mounts, tmpfs = keys.volumes(r)
     for i, entry in enumerate(r.get("tmpfs") or []):
         target, spec = keys.tmpfs_entry(r, str(entry), "tmpfs", i)
         tmpfs[target] = spec
     cap_add, cap_drop = keys.capabilities(r, "cap_add"), keys.capabilities(r, "cap_drop")
-    memory = r.first(units.parse_size, ("mem_limit",), ("deploy", "resources", "limits", "memory"))
     cpus = r.first(units.parse_cpus, ("cpus",), ("deploy", "resources", "limits", "cpus"))
-    cpus = cpus if cpus is not None else keys.cpus_of_quota(r)
     pids = r.first(int, ("pids_limit",), ("deploy", "resources", "limits", "pids"))
     labels = {str(k): str(v) for k, v in (r.get("labels") or {}).items() if not is_reserved(k)}
-    env_values = keys.env(r)
-    healthcheck = keys.healthcheck(r)
-    ns = {k: "private" if r.get(k) in (None, "private", "shareable", "") else str(r.get(k))
-          for k in ("pid", "ipc", "uts")}  # fmt: skip
     settings = {
         "image": str(r.get("image") or ""),
         "user": keys.user(r),
-        "read_only": read_only,
+        "read_only": bool(r.parsed(as_bool, r.get("read_only"), "read_only")),
         "privileged": privileged,
         "network": keys.network(r),
-        **ns,
+        **{
+            k: "private" if r.get(k) in (None, "private", "shareable", "") else str(r.get(k))
+            for k in ("pid", "ipc", "uts")
+        },
         "capabilities": sorted(units.CAPABILITIES)
         if privileged
         else sorted(units.effective_capabilities(cap_add, cap_drop)),
         "no_new_privileges": nnp,
         "seccomp": "unconfined" if privileged else seccomp.canonical,
         "pids_limit": pids if pids and pids > 0 else None,
-        "memory": memory,
-        "cpus": cpus,
+        "memory": r.first(
+            units.parse_size, ("mem_limit",), ("deploy", "resources", "limits", "memory")
+        ),
+        "cpus": cpus if cpus is not None else keys.cpus_of_quota(r),
         "tmpfs": dict(sorted(tmpfs.items())),
         "mounts": mounts,
-        "env": dict(sorted(env_values.items())),
+        "env": dict(sorted(keys.env(r).items())),
         "workdir": r.get("working_dir"),
-        "healthcheck": healthcheck,
+        "healthcheck": keys.healthcheck(r),
         "labels": dict(sorted(labels.items())),
         "devices": keys.devices(r),
         "ports": keys.ports(r),
         "ulimits": keys.ulimits(r),
     }
-    if not settings["image"]:
-        r.note("bad-value", "the service has no image; what it builds is not judged", "image")
-    profile = Profile(
-        name=s.name,
-        image=settings["image"] or "unknown",
-        user=settings["user"],
-        read_only=read_only,
-        privileged=privileged,
-        network=settings["network"],
-        pid=ns["pid"],
-        ipc=ns["ipc"],
-        uts=ns["uts"],
+    return settings, cap_add, cap_drop, seccomp
+
+
+def _as_profile(
+    name: str, st: dict[str, Any], cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
+    seccomp: Seccomp,
+) -> Profile:  # fmt: skip
+    """The settings as a profile, for the rules, the guardrails and `policy import`."""
+    hc = st["healthcheck"]
+    return Profile(
+        name=name,
+        image=st["image"] or "unknown",
+        **{k: st[k] for k in AS_IS},
         cap_drop=cap_drop,
         cap_add=cap_add,
-        no_new_privileges=nnp,
         seccomp=seccomp,
-        pids_limit=settings["pids_limit"],
-        memory=memory,
-        cpus=cpus,
         tmpfs={
             t: Tmpfs(
                 size=v["size"] or 0,
                 mode=int(v["mode"], 8) if v["mode"] else None,
                 options=tuple(v["options"]),
             )
-            for t, v in tmpfs.items()
+            for t, v in st["tmpfs"].items()
         },
         mounts=tuple(
             Mount(source=m["source"], target=m["target"], writable=m["writable"])
-            for m in mounts
+            for m in st["mounts"]
             if m["type"] == "bind"
         ),
-        env=env_values,
-        workdir=settings["workdir"],
-        healthcheck=None if healthcheck is None else _profile_healthcheck(healthcheck),
-        labels=labels,
+        healthcheck=None if hc is None or hc["test"][0] != "CMD" else _profile_healthcheck(hc),
     )
-    return Read(settings, profile, named, r.notes, lacking)
 
 
 def _profile_healthcheck(hc: dict[str, Any]) -> Healthcheck:

@@ -139,3 +139,14 @@ def test_what_a_compose_file_holds_cannot_write_policy_into_the_import(tmp_path:
     assert profile.privileged is False
     assert profile.env == {"A": "x\u202ey\nz"}  # the value itself, escaped only in the file
     assert profile.network == f"{tmp_path.name.lower()}_default".replace(".", "")
+
+
+def test_a_shell_form_healthcheck_is_not_imported_as_an_exec_one(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        'services:\n  s:\n    image: busybox:latest\n    user: "1001"\n'
+        '    healthcheck: {test: "wget -q localhost || exit 1", interval: 5s}\n'
+    )
+    text, problems = import_compose([path], load_policy([POLICIES]))
+    assert "healthcheck =" not in text
+    assert any("a shell-form test" in p and ":5:" in p for p in problems)
