@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from policy import units
 from policy.errors import UsageError
+from policy.kubernetes_keys import Kubernetes, KubernetesInput
 
 # Reserved for the labels the engine stamps on launched containers; policy input may not use it.
 LABEL_NAMESPACE = "io.container-policy."
@@ -237,43 +238,6 @@ class MonitorInput(_Input):
     fail_on_violation: bool | None = None
 
 
-def _localhost_profile(value: str) -> str:
-    # Relative to the kubelet's seccomp directory: a path that leaves it names another file.
-    _no_invisible(value, "seccomp_localhost")
-    if value.startswith("/") or any(part in ("", "..") for part in value.split("/")):
-        raise _fail(
-            f"a path relative to the kubelet's seccomp directory, without '..', got {value!r}"
-        )
-    return value
-
-
-_DNS_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
-
-
-def _dns_label(value: str) -> str:
-    if not _DNS_LABEL_RE.fullmatch(value):
-        raise _fail(f"a Kubernetes name (lowercase letters, digits, '-'), got {value!r}")
-    return value
-
-
-PssLevel = Literal["restricted", "baseline", "privileged"]
-
-
-class KubernetesInput(_Input):
-    """`kubernetes = { ... }`: what a profile accepts in place of what Kubernetes cannot express,
-    and the Pod Security Standards level it claims (partial; see `Kubernetes`)."""
-
-    level: PssLevel | None = None
-    source: Literal["image"] | None = None
-    results: Literal["empty-dir"] | None = None
-    network: Literal["deny-all-networkpolicy"] | None = None
-    pids_limit: Literal["node"] | None = None
-    tmpfs: Literal["size-only"] | None = None
-    seccomp_localhost: Annotated[str, Field(min_length=1, max_length=255),
-                                 AfterValidator(_localhost_profile)] | None = None  # fmt: skip
-    namespace: Annotated[str, AfterValidator(_dns_label)] | None = None
-
-
 class ProfileInput(_Input):
     """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional."""
 
@@ -362,20 +326,6 @@ class Monitor(_Canonical):
     fail_on_violation: bool = False  # a warning fails the run (as --fail-on-violation does)
 
 
-class Kubernetes(_Canonical):
-    """A profile's Kubernetes declarations (`engine.render.kubernetes`); each None means the
-    setting it stands in for is refused there. Digested: they change what runs on a cluster."""
-
-    level: str | None = None  # the Pod Security Standards level the rendered Job must meet
-    source: str | None = None  # "image": read-only bind mounts are baked into the image
-    results: str | None = None  # "empty-dir": writable bind mounts become emptyDir volumes
-    network: str | None = None  # "deny-all-networkpolicy": network "none" as a NetworkPolicy
-    pids_limit: str | None = None  # "node": the kubelet's per-pod limit stands in
-    tmpfs: str | None = None  # "size-only": tmpfs mode and options are given up
-    seccomp_localhost: str | None = None  # a custom seccomp profile's path on the nodes
-    namespace: str | None = None
-
-
 class Seccomp(_Canonical):
     """`default`, `unconfined`, or a custom JSON profile known by its content hash."""
 
@@ -425,8 +375,7 @@ class Profile(_Canonical):
     # Launcher-side only (never rendered, not digested): see `Monitor`. Constructed, as
     # `seccomp` is, so that importing the model builds no validator.
     monitor: Monitor = Monitor.model_construct()
-    # Read only by the Kubernetes renderer; None (no table) leaves every digest as it was.
-    kubernetes: Kubernetes | None = None
+    kubernetes: Kubernetes | None = None  # the Kubernetes renderer's (`policy.kubernetes_keys`)
 
     @property
     def uid(self) -> int | None:

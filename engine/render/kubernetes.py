@@ -19,7 +19,8 @@ from typing import Any
 from engine import labels as L
 from engine.render.interface import Renderer
 from engine.render.walk import Walked
-from policy.model import Kubernetes, Profile
+from policy.kubernetes_keys import Kubernetes
+from policy.model import Profile
 
 Manifest = dict[str, Any]
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", re.ASCII)
