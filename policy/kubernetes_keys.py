@@ -84,3 +84,17 @@ class Kubernetes(BaseModel):
     tmpfs: str | None = None  # "size-only": tmpfs mode and options are given up
     seccomp_localhost: str | None = None  # a custom seccomp profile's path on the nodes
     namespace: str | None = None
+
+
+class KubernetesInputField(_Input):
+    """The `kubernetes` key as a profile (or `[defaults]`) writes it: a base of `ProfileInput`."""
+
+    kubernetes: KubernetesInput | None = None
+
+
+class KubernetesField(BaseModel):
+    """The effective table, a base of `Profile`; None (no table) leaves every digest as it was."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    kubernetes: Kubernetes | None = None

@@ -19,7 +19,8 @@ from pydantic_core import PydanticCustomError
 
 from policy import units
 from policy.errors import UsageError
-from policy.kubernetes_keys import Kubernetes, KubernetesInput
+from policy.kubernetes_keys import KubernetesField, KubernetesInputField
+from policy.runtime_keys import RuntimeInput, RuntimeProfile
 
 # Reserved for the labels the engine stamps on launched containers; policy input may not use it.
 LABEL_NAMESPACE = "io.container-policy."
@@ -238,8 +239,9 @@ class MonitorInput(_Input):
     fail_on_violation: bool | None = None
 
 
-class ProfileInput(_Input):
-    """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional."""
+class ProfileInput(_Input, RuntimeInput, KubernetesInputField):
+    """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional (the
+    runtime keys of `policy.runtime_keys` too)."""
 
     extends: Annotated[str, Field(min_length=1)] | None = None
     description: Text | None = None
@@ -266,7 +268,6 @@ class ProfileInput(_Input):
     healthcheck: HealthcheckInput | None = None
     labels: dict[LabelKey, Text] | None = None
     monitor: MonitorInput | None = None
-    kubernetes: KubernetesInput | None = None
 
 
 class WaiverInput(_Input):
@@ -339,7 +340,7 @@ class Seccomp(_Canonical):
         return self.digest if self.mode == "custom" and self.digest else self.mode
 
 
-class Profile(_Canonical):
+class Profile(_Canonical, RuntimeProfile, KubernetesField):
     """An effective profile: `[defaults]`, then each parent, then the profile itself, merged.
 
     Unset fields hold the engine's own default (no limit, default seccomp, Docker's default
@@ -375,7 +376,6 @@ class Profile(_Canonical):
     # Launcher-side only (never rendered, not digested): see `Monitor`. Constructed, as
     # `seccomp` is, so that importing the model builds no validator.
     monitor: Monitor = Monitor.model_construct()
-    kubernetes: Kubernetes | None = None  # the Kubernetes renderer's (`policy.kubernetes_keys`)
 
     @property
     def uid(self) -> int | None:

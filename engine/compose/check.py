@@ -149,7 +149,9 @@ def _service(
     project: Project, s: Service, policy: Policy, host: str, env: dict[str, str]
 ) -> ContainerReport:
     read = read_service(s, project.directory, env)
-    compared: frozenset[str] = frozenset()
+    compared: frozenset[str] | None = None
+    if read.profile_name is not None:
+        compared = frozenset()
     if read.profile_name in policy.profiles:
         # Only what this reader takes from compose can be compared; the rest stays a finding.
         compared = frozenset(_expected(policy, read.profile_name)) & read.settings.keys()

@@ -114,7 +114,7 @@ def import_compose(files: list[Path], policy: Policy) -> tuple[str, list[str]]:
                 problems.append(f"service {name}: '{k}' of {parent} cannot be unset in a profile")
             else:
                 out.append(f"{_key(k)} = {inline(value)}  # the default, not {parent}'s")
-        for note in read.all_notes():
+        for note in read.all_notes():  # what the profile holds (PROFILED) is written above
             text = f"service {name}: {note.location}: {note.message}"
             problems.append(text)
             out.append(f"# NOT IMPORTED: {note.location}: {note.message}")

@@ -88,9 +88,11 @@ class Read:
     # unless the named profile's settings compare that key.
     lacking: dict[str, Note] = field(default_factory=dict)
 
-    def all_notes(self, compared: frozenset[str] = frozenset()) -> list[Note]:
-        """Every note, but those about keys in `compared` (the named profile's settings)."""
-        return self.notes + [n for k, n in self.lacking.items() if k not in compared]
+    def all_notes(self, compared: frozenset[str] | None = None) -> list[Note]:
+        """Every note, but those about keys in `compared` (the named profile's settings; None
+        for a service that names none, whose profile the rules judge)."""
+        skip = PROFILED if compared is None else compared
+        return self.notes + [n for k, n in self.lacking.items() if k not in skip]
 
 
 def _unknown_keys(r: Reader) -> dict[str, Note]:
@@ -235,7 +237,22 @@ def _as_profile(
             if m["type"] == "bind"
         ),
         healthcheck=None if hc is None or hc["test"][0] != "CMD" else _profile_healthcheck(hc),
+        **_runtime(st),
     )
+
+
+def _runtime(st: dict[str, Any]) -> dict[str, Any]:
+    """The runtime keys of issue 12 the language has, as a profile holds them."""
+    from policy.runtime_keys import Ulimit
+
+    return {
+        "ulimits": {n: Ulimit(soft=u["soft"], hard=u["hard"]) for n, u in st["ulimits"].items()}
+    }
+
+
+# The keys of `LACKING` that `_as_profile` gives the profile: the rules judge them, so a service
+# that names no profile is not flagged for them.
+PROFILED = frozenset({"ulimits"})
 
 
 def _profile_healthcheck(hc: dict[str, Any]) -> Healthcheck:

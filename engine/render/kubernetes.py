@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine import labels as L
-from engine.render.interface import Renderer
+from engine.render.interface import Renderer, refusing
 from engine.render.walk import Walked
 from policy.kubernetes_keys import Kubernetes
 from policy.model import Profile
@@ -205,6 +205,10 @@ class KubernetesJob(Renderer[list[Manifest]]):
 
     target = "a Kubernetes Job"
     refuse_unlisted = True
+    cannot_express = refusing(
+        ulimits="a pod has no ulimits: its containers get the container runtime's defaults on "
+        "the node (set them there, or in the image's entrypoint)"
+    )
     expresses = frozenset(
         {"image", "user", "read_only", "privileged", "pid", "cap_drop", "cap_add",
          "no_new_privileges", "memory", "cpus", "timeout", "env", "workdir", "healthcheck"}

@@ -19,6 +19,7 @@ from policy.canonical import digest as profile_digest_of
 from policy.errors import UsageError
 from policy.model import Profile
 from policy.mount_sources import resolve_source
+from policy.runtime_keys import RUNTIME_FIELDS
 
 CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
 NAMESPACES = ("pid", "ipc", "uts")
@@ -27,7 +28,11 @@ NAMESPACES = ("pid", "ipc", "uts")
 # `kubernetes` declares what the Kubernetes renderer may put in place of what a cluster cannot
 # express; that renderer reads it, no container has it (it is digested all the same).
 NOT_SETTINGS = frozenset({"name", "description", "monitor", "kubernetes"})
-SETTINGS = tuple(f for f in Profile.model_fields if f not in NOT_SETTINGS)
+# The runtime keys of issue 12 last (they are the first fields of `Profile`, from its base).
+SETTINGS = (
+    *(f for f in Profile.model_fields if f not in NOT_SETTINGS and f not in RUNTIME_FIELDS),
+    *RUNTIME_FIELDS,
+)
 
 
 @functools.cache

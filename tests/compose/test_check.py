@@ -43,17 +43,34 @@ def by_rule(report: AuditReport) -> dict[str, list[str]]:
     return out
 
 
-def test_the_seed_compose_file_matches_its_profiles(policy: Policy) -> None:
+def test_the_seed_compose_file_is_checked_against_its_profiles(policy: Policy) -> None:
     report = check([SEED], policy, env={})
     assert [(c.name, c.profile) for c in report.containers] == [
         ("test-isolation", "isolation"),
         ("test-full", "full"),
         ("test-parallel", "parallel"),
     ]
-    assert report.findings == []  # full's cap-add is waived by its profile's waiver
+    # The report's file sets no ulimits; the profiles set nofile and nproc (issue 12). That is
+    # the one difference, service by service, located at the service. full's cap-add is waived
+    # by its profile's waiver.
+    limits = {"nofile": {"soft": 4096, "hard": 4096}, "nproc": {"soft": 4096, "hard": 4096}}
+    assert [(f.name, f.field, f.expected, f.actual) for f in report.findings] == [
+        (name, "ulimits", limits, {}) for name in ("test-isolation", "test-full", "test-parallel")
+    ]
+    assert [f.location.line for f in report.findings if f.location] == [20, 28, 39]
     code, out, err = cli("check", str(SEED), "--policies", str(POLICIES))
-    assert code == 0, out + err
-    assert "3 service(s) in 1 file set(s): 3 clean" in out
+    assert code == 1, out + err
+    assert "3 service(s) in 1 file set(s): 0 clean, 3 error(s)" in out
+    # With the limits the profiles set, the file is clean.
+    fixed = SEED.read_text().replace(
+        "  pids_limit: 256\n", "  pids_limit: 256\n  ulimits: {nofile: 4096, nproc: 4096}\n"
+    )
+    path = SEED.parent / ".fixed-for-test.yml"
+    try:
+        path.write_text(fixed)
+        assert check([path], policy, env={}).findings == []
+    finally:
+        path.unlink()
 
 
 def test_a_drifted_service_is_found_key_by_key(tmp_path: Path, policy: Policy) -> None:
@@ -73,7 +90,8 @@ def test_a_drifted_service_is_found_key_by_key(tmp_path: Path, policy: Policy) -
     assert found["drift/memory"] == [f"drift.yml:{mem}:5"]
     net = next(i for i, line in enumerate(lines, 1) if "network_mode: bridge" in line and i > 40)
     assert found["drift/network"] == [f"drift.yml:{net}:5"]
-    assert {c.name for c in report.containers if c.findings} == {"test-isolation", "test-parallel"}
+    drifted = {c.name for c in report.containers for f in c.findings if f.field != "ulimits"}
+    assert drifted == {"test-isolation", "test-parallel"}
 
 
 def test_every_key_that_matters_is_read_in_every_form(tmp_path: Path, policy: Policy) -> None:
@@ -99,7 +117,11 @@ def test_every_key_that_matters_is_read_in_every_form(tmp_path: Path, policy: Po
     )
     project = load_policy([POLICIES], tmp_path)
     report = check([path], project, env={})
-    assert by_rule(report) == {"seccomp-unconfined": ["c.yml:9:5"], "drift/seccomp": ["c.yml:9:5"]}
+    assert by_rule(report) == {
+        "seccomp-unconfined": ["c.yml:9:5"],
+        "drift/seccomp": ["c.yml:9:5"],
+        "drift/ulimits": ["c.yml:2:3"],  # the profile's nofile and nproc, not in the file
+    }
 
 
 def test_extends_and_several_files_merge_as_compose_merges(tmp_path: Path, policy: Policy) -> None:
@@ -159,8 +181,9 @@ def test_unknown_keys_and_keys_no_profile_has_are_findings(tmp_path: Path, polic
     )
     rules = by_rule(check([path], policy, env={}))
     assert rules["compose/unknown-key"] == ["c.yml:4:5", "c.yml:8:41", "c.yml:9:29"]
+    # ulimits (line 5) is a profile key since issue 12: the rules judge it, it is not flagged.
     assert rules["compose/not-in-profile"] == [
-        "c.yml:5:5", "c.yml:6:5", "c.yml:7:5", "c.yml:8:20", "c.yml:9:15",
+        "c.yml:6:5", "c.yml:7:5", "c.yml:8:20", "c.yml:9:15",
     ]  # fmt: skip
 
 
@@ -384,7 +407,9 @@ def test_a_setting_the_reader_does_not_take_is_the_engines_default(
 
     monkeypatch.setattr(check_module, "read_service", without_pids)
     report = check([SEED], policy, env={})
-    assert {(f.name, f.field, f.expected, f.actual) for f in report.findings} == {
+    assert {
+        (f.name, f.field, f.expected, f.actual) for f in report.findings if f.field != "ulimits"
+    } == {
         (name, "pids_limit", 256, None) for name in ("test-isolation", "test-full", "test-parallel")
     }
 

@@ -103,11 +103,13 @@ def test_rendering_the_import_back_gives_the_same_settings(tmp_path: Path, sourc
 def test_what_cannot_be_imported_is_written_and_listed(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(
-        "services:\n  s:\n    image: busybox:latest\n    user: app\n    ulimits: {nofile: 10}\n"
+        "services:\n  s:\n    image: busybox:latest\n    user: app\n    mac_address: 02:42:ac:11:00:02\n"
+        "    ulimits: {nofile: 10}\n"
     )
     code, out, err = cli("import", str(path), "-p", str(POLICIES))
     assert code == 1
-    assert f"# NOT IMPORTED: {path}:5:5: 'ulimits' sets resource limits per process" in out
+    assert f"# NOT IMPORTED: {path}:5:5: 'mac_address' sets a MAC address" in out
+    assert "ulimits = { nofile = 10 }  # c.yml:6" in out  # a profile key since issue 12
     assert "user 'app' is a name" in err
     code, _, err = cli("import", str(path), "-p", str(POLICIES), "-o", str(tmp_path / "none"))
     assert code == 2 and "does not exist" in err
