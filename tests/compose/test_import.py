@@ -103,8 +103,8 @@ def test_rendering_the_import_back_gives_the_same_settings(tmp_path: Path, sourc
 def test_what_cannot_be_imported_is_written_and_listed(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(
-        "services:\n  s:\n    image: busybox:latest\n    user: app\n    mac_address: 02:42:ac:11:00:02\n"
-        "    ulimits: {nofile: 10}\n"
+        "services:\n  s:\n    image: busybox:latest\n    user: app\n"
+        "    mac_address: 02:42:ac:11:00:02\n    ulimits: {nofile: 10}\n"
     )
     code, out, err = cli("import", str(path), "-p", str(POLICIES))
     assert code == 1
