@@ -52,12 +52,50 @@ services:
 """
 
 
-@pytest.mark.parametrize("files", [["base.yml"], ["base.yml", "override.yml"]])
+# The Compose Specification's form (no version; limits under deploy; long volume syntax).
+SPEC = """x-hard: &hard
+  user: "1001:1001"
+  read_only: true
+  cap_drop: [ALL]
+  security_opt: [no-new-privileges:true]
+services:
+  app:
+    <<: *hard
+    image: busybox:latest
+    deploy:
+      resources:
+        limits: {memory: 512M, cpus: "0.5"}
+    tmpfs: /tmp
+    volumes:
+      - {type: bind, source: ./src, target: /src, read_only: true}
+      - {type: tmpfs, target: /cache, tmpfs: {size: 10000000}}
+    environment:
+      - TOKEN=${TOKEN:-none}
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1m30s
+"""
+SPEC_OVERRIDE = """services:
+  app:
+    deploy:
+      resources:
+        limits: {memory: 1G}
+    volumes:
+      - ./other:/src:ro
+"""
+
+
+@pytest.mark.parametrize(
+    "files",
+    [["base.yml"], ["base.yml", "override.yml"], ["spec.yml"], ["spec.yml", "spec-override.yml"]],
+)
 def test_the_merge_is_docker_composes(tmp_path: Path, files: list[str]) -> None:
     if shutil.which("docker-compose") is None:
         unavailable("docker-compose is not installed (scripts/ensure-compose.sh)")
     (tmp_path / "base.yml").write_text(BASE)
     (tmp_path / "override.yml").write_text(OVERRIDE)
+    (tmp_path / "spec.yml").write_text(SPEC)
+    (tmp_path / "spec-override.yml").write_text(SPEC_OVERRIDE)
     paths = [tmp_path / f for f in files]
     argv = ["docker-compose", *[x for p in paths for x in ("-f", str(p))], "config"]
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
