@@ -21,6 +21,10 @@ from policy.errors import UsageError
 KeyPath = tuple[str | int, ...]
 MAX_FILE = 4 * 1024 * 1024  # a compose file is small; a larger one is refused, never parsed
 MAX_VALUES = 200_000
+YAML_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map",
+                                       "timestamp")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ class _Reader:
         import yaml
 
         self.count += 1
+        if node.tag not in YAML_TAGS:
+            # Compose reads plain YAML; a language tag (`!!python/object`) or a custom one
+            # (`!ref`) is refused, never constructed.
+            raise UsageError(f"{self.loc(node)}: YAML tag {node.tag!r} is not one compose reads")
         if depth > 64 or self.count > MAX_VALUES:
             # Aliases can expand a small file into billions of values ("billion laughs").
             raise UsageError(f"{self.loc(node)}: compose file nested or expanded too far")
@@ -126,7 +134,12 @@ class _Reader:
 
         if not isinstance(node, yaml.ScalarNode):
             raise UsageError(f"{self.loc(node)}: a mapping key must be a plain value")
-        constructed = self.loader.construct_object(node)
+        if node.tag not in YAML_TAGS:
+            raise UsageError(f"{self.loc(node)}: YAML tag {node.tag!r} is not one compose reads")
+        try:
+            constructed = self.loader.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:  # `!!int x`, a bad date
+            raise UsageError(f"{self.loc(node)}: not a valid value: {exc}") from None
         if isinstance(constructed, str) and "$" in constructed:
             constructed, messages = interpolate(constructed, self.env)
             for message in messages:
