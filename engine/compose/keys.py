@@ -63,6 +63,9 @@ def tmpfs_entry(r: Reader, text: str, *path: str | int) -> tuple[str, dict[str, 
     if isinstance(spec["size"], str):
         r.note("bad-value", f"tmpfs {target}: size {spec['size']!r} is not a size", *path)
         spec["size"] = None
+    if spec["mode"] is not None and not re.fullmatch(r"[0-7]{1,4}", spec["mode"]):
+        r.note("bad-value", f"tmpfs {target}: mode {spec['mode']!r} is not an octal mode", *path)
+        spec["mode"] = None
     return target, spec
 
 
@@ -114,6 +117,14 @@ def short_volume(r: Reader, text: str, i: int) -> dict[str, Any] | None:
     }
 
 
+def _octal(mode: Any) -> str:
+    """A tmpfs mode as the audit spells it (octal digits): YAML gives an integer (`0o1777`, or
+    `01777` in YAML 1.1) or a string of octal digits."""
+    if isinstance(mode, bool) or not isinstance(mode, int | str):
+        raise ValueError(f"expected an octal mode such as 1777, got {mode!r}")
+    return f"{mode if isinstance(mode, int) else int(mode, 8):o}"
+
+
 def long_volume(r: Reader, v: dict[str, Any], i: int) -> dict[str, Any] | None:
     kind, target = v.get("type"), v.get("target")
     known = {"type", "source", "target", "read_only", "bind", "tmpfs", "volume", "consistency"}
@@ -124,12 +135,24 @@ def long_volume(r: Reader, v: dict[str, Any], i: int) -> dict[str, Any] | None:
         return None
     if kind == "tmpfs":
         opts = v.get("tmpfs") or {}
+        if not isinstance(opts, dict):
+            r.note("bad-value", f"volumes: tmpfs options must be a mapping, got {opts!r}",
+                   "volumes", i, "tmpfs")  # fmt: skip
+            opts = {}
         size = r.parsed(units.parse_size, opts.get("size"), "volumes", str(i), "tmpfs", "size")
-        mode = opts.get("mode")
-        spec = {"size": size, "mode": None if mode is None else f"{int(str(mode), 8):o}"
-                if isinstance(mode, str) else f"{mode:o}", "options": []}  # fmt: skip
-        return {"type": "tmpfs", "target": target, "spec": spec}
+        mode = r.parsed(_octal, opts.get("mode"), "volumes", str(i), "tmpfs", "mode")
+        return {"type": "tmpfs", "target": target,
+                "spec": {"size": size, "mode": mode, "options": []}}  # fmt: skip
     bind_opts = v.get("bind") or {}
+    if not isinstance(bind_opts, dict):
+        r.note("bad-value", f"volumes: bind options must be a mapping, got {bind_opts!r}",
+               "volumes", i, "bind")  # fmt: skip
+        bind_opts = {}
+    read_only = v.get("read_only", False)
+    if not isinstance(read_only, bool):
+        r.note("bad-value", f"volumes: read_only must be true or false, got {read_only!r}",
+               "volumes", i, "read_only")  # fmt: skip
+        read_only = True  # what the file meant is unknown; never read as writable
     for key in sorted(set(bind_opts) - {"create_host_path"}):
         r.note("unknown-key", f"volumes: bind option '{key}' is not understood (a profile "
                "has the engine's default propagation)", "volumes", i, "bind", key)  # fmt: skip
@@ -141,7 +164,7 @@ def long_volume(r: Reader, v: dict[str, Any], i: int) -> dict[str, Any] | None:
         "type": str(kind),
         "source": host(r, source) if kind == "bind" else source,
         "target": target,
-        "writable": not v.get("read_only", False),
+        "writable": not read_only,
     }
 
 

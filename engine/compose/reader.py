@@ -27,12 +27,13 @@ class Reader:
     def __init__(self, s: Service, directory: Path, env: dict[str, str]) -> None:
         self.s, self.directory, self.env = s, directory, env
         self.notes: list[Note] = []
+        self.data: dict[str, Any] = s.data  # `shapes.checked` replaces it before any read
 
     def note(self, code: str, message: str, *path: str | int, field: str | None = None) -> None:
         self.notes.append(Note(self.s.at(*path), code, message, field))
 
     def get(self, *path: str) -> Any:
-        value: Any = self.s.data
+        value: Any = self.data
         for key in path:
             if not isinstance(value, dict):
                 return None

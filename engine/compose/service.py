@@ -15,6 +15,7 @@ from typing import Any
 from engine.compose import keys
 from engine.compose.project import Service
 from engine.compose.reader import Note, Reader, as_bool
+from engine.compose.shapes import checked
 from engine.labels import PROFILE, is_reserved
 from policy import units
 from policy.model import Healthcheck, Mount, Profile, Seccomp, Tmpfs
@@ -148,6 +149,7 @@ def _named(r: Reader) -> str | None:
 def read_service(s: Service, directory: Path, env: dict[str, str]) -> Read:
     """`s` as settings and as a profile, with every key it could not read as a `Note`."""
     r = Reader(s, directory, env)
+    r.data = checked(r)
     named = _named(r)
     lacking = _unknown_keys(r)
     settings, cap_add, cap_drop, seccomp = _settings(r)
