@@ -45,6 +45,7 @@ class ProfileBuilder:
         before = len(self.problems)
         self._check_image(decl, merged)
         self._check_tmpfs(decl, merged, origins)
+        self._check_ports(decl, merged, origins)
         if "seccomp" in merged:
             seccomp = self._resolve_seccomp(decl.name, merged["seccomp"], origins)
             if seccomp is None:
@@ -85,6 +86,20 @@ class ProfileBuilder:
                         profile=decl.name,
                     )
                 )
+
+    def _check_ports(self, decl: DeclaredProfile, merged: Settings, origins: Origins) -> None:
+        # The engine refuses to publish a port of a container without a network of its own.
+        network = merged.get("network", "bridge")
+        if merged.get("ports") and network in ("none", "host"):
+            self.problems.append(
+                Diagnostic(
+                    _where(("ports",), origins, decl),
+                    "bad-value",
+                    f'ports: a container on network "{network}" cannot publish ports; use '
+                    '"bridge" or a named network',
+                    profile=decl.name,
+                )
+            )
 
     def _resolve_seccomp(self, profile: str, value: str, origins: Origins) -> Seccomp | None:
         origin = origins[("seccomp",)]

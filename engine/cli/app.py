@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         compose_commands,
         launch_commands,
         policy_commands,
+        report_commands,
     )
 
     parser = Parser(
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(sub)
     admission_commands.register(sub)
     compose_commands.register(sub)
+    report_commands.register(sub)
     return parser
 
 

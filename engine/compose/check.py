@@ -31,7 +31,8 @@ SOURCE = {
     "network": ("network_mode",), "capabilities": ("cap_add",),
     "no_new_privileges": ("security_opt",), "seccomp": ("security_opt",),
     "memory": ("mem_limit",), "pids_limit": ("pids_limit",), "env": ("environment",),
-    "workdir": ("working_dir",), "mounts": ("volumes",),
+    "workdir": ("working_dir",), "mounts": ("volumes",), "apparmor": ("security_opt",),
+    "selinux": ("security_opt",), "userns": ("userns_mode",),
 }  # fmt: skip
 DEPLOY = {"memory": "memory", "cpus": "cpus", "pids_limit": "pids"}
 

@@ -30,6 +30,7 @@ FROM = {
     "network": "network_mode", "cap_drop": "cap_drop", "cap_add": "cap_add",
     "no_new_privileges": "security_opt", "seccomp": "security_opt", "memory": "mem_limit",
     "env": "environment", "workdir": "working_dir", "mounts": "volumes",
+    "apparmor": "security_opt", "selinux": "security_opt", "userns": "userns_mode",
 }  # fmt: skip
 DEPLOY = {"memory": "memory", "cpus": "cpus", "pids_limit": "pids"}
 

@@ -36,7 +36,9 @@ def security(r: Reader) -> tuple[bool, Seccomp]:
             seccomp = Seccomp(mode="unconfined")
         elif key == "seccomp" and value:
             seccomp = seccomp_file(r, value, i)
-        elif key in ("apparmor", "label", "systempaths"):
+        elif key in ("apparmor", "label") and value:
+            pass  # read by `engine.compose.runtime`
+        elif key == "systempaths":
             r.note("not-in-profile", f"security_opt {text!r}: a profile has no {key} setting "
                    "(its default is the engine's)", "security_opt", i)  # fmt: skip
         else:
@@ -220,15 +222,24 @@ def devices(r: Reader) -> list[str]:
     """`host:container:permissions`, as the audit spells a device (permissions `rwm` unless
     given)."""
     out = []
-    for d in r.get("devices") or []:
+    for i, d in enumerate(r.get("devices") or []):
         if isinstance(d, dict):
             host, container = str(d.get("source")), str(d.get("target") or d.get("source"))
             perms = str(d.get("permissions") or "rwm")
         else:
             host, container, perms = [*str(d).split(":"), "", ""][:3]
             container, perms = container or host, perms or "rwm"
+        if not (_DEVICE.fullmatch(host) and _DEVICE.fullmatch(container)) or set(perms) - set(
+            "rwm"
+        ):
+            r.note("bad-value", f"devices {d!r} is not HOST[:CONTAINER[:rwm]]", "devices", i)
+            continue
         out.append(f"{host}:{container}:{''.join(c for c in 'rwm' if c in perms)}")
     return sorted(out)
+
+
+_DEVICE = re.compile(r"/[^:,\s]+")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 def _port_text(host: str, host_port: str, container: str, protocol: str) -> str:
@@ -242,6 +253,11 @@ def _ports_of(text: str) -> list[str]:
     parts = spec.rsplit(":", 2) if not spec.startswith("[") else _bracketed(spec)
     host, host_port, container = (["0.0.0.0", "", *parts][-3:]) if len(parts) < 3 else parts
     host = host.strip("[]") or "0.0.0.0"
+    numbers = [n for n in (*host_port.split("-"), *container.split("-")) if n]
+    if not container or not all(_PORT.fullmatch(n) and 0 < int(n) < 65536 for n in numbers):
+        raise ValueError(text)
+    if protocol not in ("", "tcp", "udp", "sctp"):
+        raise ValueError(text)
     if "-" in container:  # a range: one entry per port, as the engine binds them
         first, _, last = container.partition("-")
         h_first = host_port.partition("-")[0]
@@ -260,14 +276,13 @@ def _bracketed(spec: str) -> list[str]:
 def ports(r: Reader) -> list[str]:
     out = []
     for i, p in enumerate(r.get("ports") or []):
-        if isinstance(p, dict):
-            host = str(p.get("host_ip") or "0.0.0.0")
-            published = str(p.get("published") or "")
-            out.append(
-                _port_text(host, published, str(p.get("target")), str(p.get("protocol") or "tcp"))
-            )
-            continue
         try:
+            if isinstance(p, dict):
+                host = str(p.get("host_ip") or "")
+                spec = f"[{host}]" if ":" in host else host
+                text = f"{spec}:{p.get('published') or ''}:{p.get('target')}"
+                out.extend(_ports_of(f"{text}/{p.get('protocol') or 'tcp'}"))
+                continue
             out.extend(_ports_of(str(p)))
         except ValueError:
             r.note("bad-value", f"ports {p!r} is not a port mapping", "ports", i)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.compose import keys
+from engine.compose import keys, runtime
 from engine.compose.project import Service
 from engine.compose.reader import Note, Reader, as_bool
 from engine.compose.shapes import checked
@@ -30,12 +30,7 @@ INERT = frozenset(
 # Keys compose has and a profile does not (its default is none): present, they are findings.
 LACKING: dict[str, str] = {
     "ulimits": "resource limits per process",
-    "sysctls": "kernel parameters",
-    "restart": "a restart policy",
-    "cgroup_parent": "a parent cgroup",
-    "oom_kill_disable": "disabling the OOM killer",
     "oom_score_adj": "an OOM score",
-    "userns_mode": "a user namespace mode",
     "group_add": "supplementary groups",
     "shm_size": "the size of /dev/shm",
     "runtime": "an OCI runtime",
@@ -66,7 +61,8 @@ READ = frozenset(
     {"image", "user", "read_only", "privileged", "network_mode", "pid", "ipc", "uts", "cap_add",
      "cap_drop", "security_opt", "pids_limit", "mem_limit", "cpus", "cpu_quota", "cpu_period",
      "deploy", "tmpfs", "volumes", "environment", "env_file", "working_dir", "healthcheck",
-     "labels", "devices", "ports", "ulimits"}
+     "labels", "devices", "ports", "ulimits", "restart", "sysctls", "cgroup_parent",
+     "userns_mode", "oom_kill_disable"}
 )  # fmt: skip
 
 
@@ -208,6 +204,7 @@ def _settings(r: Reader) -> tuple[dict[str, Any], tuple[str, ...], tuple[str, ..
         "devices": keys.devices(r),
         "ports": keys.ports(r),
         "ulimits": keys.ulimits(r),
+        **runtime.settings(r, privileged),
     }
     return settings, cap_add, cap_drop, seccomp
 
@@ -239,22 +236,13 @@ def _as_profile(
             if m["type"] == "bind"
         ),
         healthcheck=None if hc is None or hc["test"][0] != "CMD" else _profile_healthcheck(hc),
-        **_runtime(st),
+        **runtime.profile_fields(st),
     )
-
-
-def _runtime(st: dict[str, Any]) -> dict[str, Any]:
-    """The runtime keys of issue 12 the language has, as a profile holds them."""
-    from policy.runtime_keys import Ulimit
-
-    return {
-        "ulimits": {n: Ulimit(soft=u["soft"], hard=u["hard"]) for n, u in st["ulimits"].items()}
-    }
 
 
 # The keys of `LACKING` that `_as_profile` gives the profile: the rules judge them, so a service
 # that names no profile is not flagged for them.
-PROFILED = frozenset({"ulimits"})
+PROFILED = frozenset({"ulimits", "ports", "devices"})
 
 
 def _profile_healthcheck(hc: dict[str, Any]) -> Healthcheck:

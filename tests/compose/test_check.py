@@ -181,10 +181,12 @@ def test_unknown_keys_and_keys_no_profile_has_are_findings(tmp_path: Path, polic
     )
     rules = by_rule(check([path], policy, env={}))
     assert rules["compose/unknown-key"] == ["c.yml:4:5", "c.yml:8:41", "c.yml:9:29"]
-    # ulimits (line 5) is a profile key since issue 12: the rules judge it, it is not flagged.
-    assert rules["compose/not-in-profile"] == [
-        "c.yml:6:5", "c.yml:7:5", "c.yml:8:20", "c.yml:9:15",
-    ]  # fmt: skip
+    # A named volume has no profile spelling; ports, devices, ulimits and AppArmor are profile
+    # keys since issue 12, so the rules judge them, at their keys.
+    assert rules["compose/not-in-profile"] == ["c.yml:9:15"]
+    assert rules["port-all-interfaces"] == ["c.yml:6:5"]
+    assert rules["host-device"] == ["c.yml:7:5"]
+    assert rules["apparmor-unconfined"] == ["c.yml:8:5"]
 
 
 def test_interpolation_is_composes_and_an_unset_variable_is_a_finding(

@@ -42,6 +42,10 @@ EXTENDS = """services:
     cap_drop: [ALL]
     pids_limit: 100
     network_mode: bridge
+    restart: on-failure:3
+    sysctls: {net.ipv4.ip_unprivileged_port_start: "1024"}
+    ports: ["127.0.0.1:8080:80"]
+    security_opt: [apparmor=docker-default]
 """
 
 

@@ -49,6 +49,13 @@ services:
     image: busybox:latest
     network_mode: none
     privileged: true
+    restart: on-failure
+    sysctls: [net.core.somaxconn=1024]
+    ports: ["127.0.0.1:8080:80/udp", "9000"]
+    devices: ["/dev/fuse"]
+    security_opt: [apparmor=unconfined, "label=type:container_t"]
+    userns_mode: host
+    cgroup_parent: /ci
 """
 
 
