@@ -207,7 +207,17 @@ class KubernetesJob(Renderer[list[Manifest]]):
     refuse_unlisted = True
     cannot_express = refusing(
         ulimits="a pod has no ulimits: its containers get the container runtime's defaults on "
-        "the node (set them there, or in the image's entrypoint)"
+        "the node (set them there, or in the image's entrypoint)",
+        ports="a Job publishes no host port (a hostPort fails the Pod Security Standards' "
+        "baseline); reach it through a Service",
+        devices="a host device reaches a pod only through a device plugin on the node",
+        restart="a Job runs its pod once (restartPolicy Never, backoffLimit 0)",
+        sysctls="pod sysctls are not rendered (only the node's safe set would be allowed)",
+        cgroup_parent="the kubelet chooses a pod's cgroup",
+        userns="a pod's user namespace is hostUsers, not rendered",
+        oom_kill_disable="a pod cannot turn the OOM killer off",
+        apparmor="an AppArmor profile is not rendered (securityContext.appArmorProfile)",
+        selinux="SELinux options are not rendered (securityContext.seLinuxOptions)",
     )
     expresses = frozenset(
         {"image", "user", "read_only", "privileged", "pid", "cap_drop", "cap_add",
