@@ -27,6 +27,10 @@ def canonical_document(profile: Profile) -> dict[str, Any]:
     """
     doc = profile.model_dump(mode="json", exclude={"seccomp"})
     doc["seccomp"] = profile.seccomp.canonical
+    if doc.get("kubernetes") is None:
+        doc.pop("kubernetes", None)  # profiles without the table keep the digest they had
+    else:  # only what is declared: TOML (`policy show`) has no null
+        doc["kubernetes"] = {k: v for k, v in doc["kubernetes"].items() if v is not None}
     doc["uid"] = profile.uid
     doc["gid"] = profile.gid
     doc["capabilities"] = sorted(profile.capabilities)

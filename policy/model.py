@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from policy import units
 from policy.errors import UsageError
+from policy.kubernetes_keys import KubernetesField, KubernetesInputField
 from policy.runtime_keys import Propagation, RuntimeInput, RuntimeProfile
 
 # Reserved for the labels the engine stamps on launched containers; policy input may not use it.
@@ -238,7 +239,7 @@ class MonitorInput(_Input):
     fail_on_violation: bool | None = None
 
 
-class ProfileInput(_Input, RuntimeInput):
+class ProfileInput(_Input, RuntimeInput, KubernetesInputField):
     """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional (the
     runtime keys of `policy.runtime_keys` too)."""
 
@@ -287,8 +288,7 @@ class PolicyFileInput(_Input):
     waivers: list[WaiverInput] = []
 
 
-# ---------------------------------------------------------------------------------------------
-# The effective profile
+# --- The effective profile -------------------------------------------------------------------
 
 
 class _Canonical(BaseModel):
@@ -340,7 +340,7 @@ class Seccomp(_Canonical):
         return self.digest if self.mode == "custom" and self.digest else self.mode
 
 
-class Profile(_Canonical, RuntimeProfile):
+class Profile(_Canonical, RuntimeProfile, KubernetesField):
     """An effective profile: `[defaults]`, then each parent, then the profile itself, merged.
 
     Unset fields hold the engine's own default (no limit, default seccomp, Docker's default

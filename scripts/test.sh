@@ -31,6 +31,7 @@ scripts/ensure-chromium.sh  # the HTML report's test opens it in headless Chromi
 # Podman's service for the engine tests on Podman (tests/podman.py): needed in CI; elsewhere
 # (not root, no apt) those tests skip.
 scripts/ensure-podman.sh || { [ "${CI:-}" != "true" ] && log "no Podman service: its tests skip"; }
+scripts/ensure-compose.sh
 
 log "lint: ruff format --check, ruff check, mypy --strict"
 .venv/bin/ruff format --check .

@@ -477,7 +477,7 @@ def test_no_arguments() -> None:
         ["show"],
         ["show", "full", "--format", "yaml"],
         ["render"],
-        ["render", "app", "--as", "kubernetes"],
+        ["render", "app", "--as", "helm"],  # kubernetes is a target since issue 15
         ["rules", "--format", "html"],
     ],
 )

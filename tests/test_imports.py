@@ -96,3 +96,26 @@ def test_only_the_html_report_imports_matplotlib_and_jinja2(tmp_path: Path) -> N
     table = imported(tmp_path, "report", "--history", str(history), "--since", "1d")
     assert "engine.report.usage.formats.table" in table
     assert not table & {"matplotlib", "jinja2"}, table & {"matplotlib", "jinja2"}
+
+
+# Compose and Kubernetes (issue 15): YAML is for the commands that read compose files; the
+# schema validators are for the tests only.
+YAML_AND_SCHEMAS = {"yaml", "kubernetes_validate", "jsonschema"}
+
+
+def test_validate_render_and_audit_import_no_yaml_or_schema_validator(tmp_path: Path) -> None:
+    for argv in (
+        ("validate", str(POLICIES)),
+        ("render", "isolation", "--policies", str(POLICIES)),
+        ("render", "--all", "--as", "compose", "--policies", str(POLICIES)),
+        ("render", "isolation", "--as", "kubernetes", "--policies", str(POLICIES)),
+    ):
+        found = imported(tmp_path, *argv)
+        assert not found & YAML_AND_SCHEMAS, (argv, found & YAML_AND_SCHEMAS)
+
+
+def test_check_imports_yaml_but_no_schema_validator_nor_the_sdk(tmp_path: Path) -> None:
+    seed = ROOT / "examples" / "seed-compose" / "docker-compose.test.yml"
+    found = imported(tmp_path, "check", str(seed), "--policies", str(POLICIES))
+    assert "engine.compose.check" in found and "yaml" in found
+    assert not found & ({"kubernetes_validate", "jsonschema"} | SDK | {"loguru"})

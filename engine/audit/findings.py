@@ -19,6 +19,7 @@ class Kind(enum.StrEnum):
     KERNEL = "kernel"  # --deep: the kernel's view differs from the profile
     HOST_UNREACHABLE = "host-unreachable"
     AUDIT_ERROR = "audit-error"  # one container could not be evaluated; the audit goes on
+    COMPOSE = "compose"  # `policy check`: a compose key not understood, unset, or not a setting
 
 
 KIND_HELP = {
@@ -29,6 +30,21 @@ KIND_HELP = {
     Kind.KERNEL: "The kernel's view of a container (/proc, cgroups) differs from its profile.",
     Kind.HOST_UNREACHABLE: "An engine to audit could not be reached.",
     Kind.AUDIT_ERROR: "A container could not be evaluated; it is reported, never skipped.",
+    Kind.COMPOSE: "A compose key is not understood, not set, or says what no profile can.",
+}
+
+# `policy check`'s own findings about a compose file, `compose/<code>`.
+COMPOSE_HELP = {
+    "compose/unknown-key": "A compose key the tool does not understand: it is not judged, and "
+    "nothing is assumed about it. Remove it, or bring it under a profile by hand.",
+    "compose/not-in-profile": "A compose key sets something no profile has (its default is "
+    "none), so no profile matches the service.",
+    "compose/unset-variable": "A variable the file interpolates is not set and has no default.",
+    "compose/bad-value": "A compose value that cannot be read.",
+    "compose/conflict": "The service says one thing twice, differently.",
+    "compose/bad-extends": "An `extends` that names no service, or a cycle.",
+    "compose/duplicate-key": "A mapping key written twice (YAML keeps the last, silently).",
+    "compose/bad-merge": "A YAML merge key (`<<`) that names no mapping.",
 }
 
 

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli import (
         admission_commands,
         audit_commands,
+        compose_commands,
         launch_commands,
         policy_commands,
         report_commands,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch_commands.register(sub)
     audit_commands.register(sub)
     admission_commands.register(sub)
+    compose_commands.register(sub)
     report_commands.register(sub)
     return parser
 

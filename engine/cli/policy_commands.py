@@ -24,6 +24,7 @@ from engine.cli.common import (
     print_diagnostics,
 )
 from policy.diagnostics import Diagnostic, Severity
+from policy.errors import UsageError
 
 
 class DiagnosticsFormat(enum.StrEnum):
@@ -39,6 +40,7 @@ class ShowFormat(enum.StrEnum):
 class RenderTarget(enum.StrEnum):
     DOCKER_RUN = "docker-run"
     COMPOSE = "compose"
+    KUBERNETES = "kubernetes"
 
 
 def register(sub: Subparsers) -> None:
@@ -211,15 +213,18 @@ def _add_render(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "render",
-        help="print a docker run line or compose file for a profile",
-        description="Render a profile as a `docker run` line (safely quoted; it "
-        "runs as printed) or a compose service. A setting the target cannot express is "
-        "refused by name, never dropped.",
+        help="print a docker run line, a compose file or a Kubernetes Job for profiles",
+        description="Render a profile as a `docker run` line (safely quoted; it runs as "
+        "printed), profiles as one compose file (a service each) or as Kubernetes Jobs. A "
+        "setting the target cannot express is refused by name, never dropped.",
         epilog="examples:\n  policy render isolation -- sh -c 'make test'\n"
-        "  policy render full --as compose > docker-compose.test.yml\n\n"
-        "The profile's timeout is enforced by `policy run`, not by docker.",
+        "  policy render --all --as compose > docker-compose.test.yml\n"
+        "  policy render isolation --as kubernetes --pss restricted | kubectl apply -f -\n\n"
+        "The profile's timeout is enforced by `policy run`, not by docker (a Job's "
+        "activeDeadlineSeconds on Kubernetes).",
     )
-    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("profiles", nargs="*", metavar="PROFILE")
+    p.add_argument("--all", action="store_true", help="every profile of the policy")
     p.add_argument(
         "--as",
         dest="target",
@@ -228,26 +233,65 @@ def _add_render(sub: Subparsers) -> None:
         default=RenderTarget.DOCKER_RUN,
         help="what to render (default: docker-run)",
     )
+    p.add_argument(
+        "--pss",
+        choices=["baseline", "restricted"],
+        help="with --as kubernetes: refuse a Job that fails a control of this Pod Security "
+        "Standards level (default: the level the profile's kubernetes.level claims)",
+    )
     p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
     add_policy_args(p)
     p.set_defaults(func=cmd_render)
 
 
-def _rendered(target: RenderTarget, walked: Any) -> tuple[str, tuple[str, ...]]:
-    from engine.render.interface import render
+def _rendered(target: RenderTarget, walked: list[Any], pss: str | None) -> tuple[str, list[str]]:
+    from engine.render.interface import Unexpressible, render
 
     if target is RenderTarget.DOCKER_RUN:
         from engine.render.docker_run import DockerRun
 
-        argv = render(DockerRun(), walked)
-        return shlex.join(argv.value), argv.notes
+        if len(walked) != 1:
+            raise UsageError("--as docker-run renders one profile; use --as compose for several")
+        argv = render(DockerRun(), walked[0])
+        return shlex.join(argv.value), list(argv.notes)
+    refused: list[str] = []
+    notes: list[str] = []
     if target is RenderTarget.COMPOSE:
         from engine.render.compose import Compose
         from engine.render.yaml import to_yaml
 
-        doc = render(Compose(), walked)
-        return to_yaml(doc.value), doc.notes
+        services: dict[str, Any] = {}
+        for w in walked:
+            try:
+                doc = render(Compose(), w)
+            except Unexpressible as exc:
+                refused.append(exc.message)
+                continue
+            services.update(doc.value["services"])
+            notes.extend(f"{w.profile.name}: {n}" if len(walked) > 1 else n for n in doc.notes)
+        _refuse(refused)
+        return to_yaml({"version": "2.4", "services": services}), notes
+    if target is RenderTarget.KUBERNETES:
+        from engine.render.kubernetes import kubernetes_manifests, to_text
+
+        manifests: list[Any] = []
+        for w in walked:
+            try:
+                manifests += kubernetes_manifests(w, pss)
+            except Unexpressible as exc:
+                refused.append(exc.message)
+        _refuse(refused)
+        names = [f"{m['kind']}/{m['metadata']['name']}" for m in manifests]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:  # kubectl apply would keep only the last of each
+            raise UsageError(f"profiles render to the same Kubernetes names: {', '.join(clashes)}")
+        return to_text(manifests).rstrip("\n"), notes
     assert_never(target)
+
+
+def _refuse(refused: list[str]) -> None:
+    if refused:
+        raise UsageError("\n".join(refused) + "\nnothing was rendered")
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -255,19 +299,34 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine.render.walk import walk
 
     policy = load(args)
-    profile = policy.profile(args.profile)
-    walked = walk(
-        profile,
-        policy.project,
-        policy.declared[profile.name].source.display,
-        command=tuple(args.cmd),
-        image=checked_image(args.image),
-    )
-    text, notes = _rendered(args.target, walked)
+    if args.all == bool(args.profiles):
+        raise UsageError(
+            "render: name the profiles to render, or give --all (see `policy render --help`)"
+        )
+    if args.pss is not None and args.target is not RenderTarget.KUBERNETES:
+        raise UsageError("--pss judges Kubernetes manifests: use it with --as kubernetes")
+    names = sorted(policy.profiles) if args.all else list(dict.fromkeys(args.profiles))
+    profiles = [policy.profile(name) for name in names]
+    walked = [
+        walk(
+            profile,
+            policy.project,
+            policy.declared[profile.name].source.display,
+            command=tuple(args.cmd),
+            image=checked_image(args.image),
+            digest=policy.digest(profile.name),
+        )
+        for profile in profiles
+    ]
+    text, notes = _rendered(args.target, walked, args.pss)
     print(text)
-    for note in notes:
+    for note in dict.fromkeys(notes):
         print(f"note: {note}", file=sys.stderr)
-    for path in missing_writable_sources(profile, policy.project):
+    if args.target is RenderTarget.KUBERNETES:
+        return OK  # no host path is mounted on a cluster
+    for path in {
+        p for profile in profiles for p in missing_writable_sources(profile, policy.project)
+    }:
         # docker would refuse the line: "bind source path does not exist" (exit 125).
         print(
             f"note: writable mount source {path} does not exist yet; create it first "

@@ -3,9 +3,12 @@
 A renderer turns a `Walked` profile into its target's form. Beside its `build` it declares, for
 every setting of a profile, one of three things: it `expresses` it, it `cannot_express` it (a
 profile that declares it is refused, by name, before anything is built), or it `leaves` it to
-`policy run` (rendered without it, and the user is told so). `tests/engine/test_renderers.py`
-checks that every renderer accounts for every setting, so a new profile key cannot be dropped
-silently by a target that forgot it.
+`policy run` (rendered without it, and the user is told so). A target that can spell a setting
+only in some of its forms lists it in `conditional`, with a function that gives the reason a
+profile's value is refused (or None). A renderer with `refuse_unlisted` refuses every setting it
+does not list at all, so a key added to the language later is refused there until it is spelled.
+`tests/engine/test_renderers.py` checks that every renderer accounts for every setting, so a new
+profile key cannot be dropped silently by a target that forgot it.
 """
 
 from __future__ import annotations
@@ -59,6 +62,27 @@ class Renderer(Generic[T_co]):
     expresses: ClassVar[frozenset[str]]
     cannot_express: ClassVar[Mapping[str, str]] = {}
     leaves: ClassVar[Mapping[str, Callable[[Profile], str]]] = {}
+    conditional: ClassVar[Mapping[str, Callable[[Profile], str | None]]] = {}
+    refuse_unlisted: ClassVar[bool] = False
+
+    @classmethod
+    def listed(cls) -> frozenset[str]:
+        """Every setting one of the declarations names."""
+        return cls.expresses | set(cls.cannot_express) | set(cls.leaves) | set(cls.conditional)
+
+    def refusals(self, walked: Walked) -> list[tuple[str, str]]:
+        """Each declared setting this target refuses for `walked`, with why, by name."""
+        out = []
+        for name in sorted(walked.declared):
+            if name in self.cannot_express:
+                out.append((name, self.cannot_express[name]))
+            elif name in self.conditional:
+                why = self.conditional[name](walked.profile)
+                if why is not None:
+                    out.append((name, why))
+            elif self.refuse_unlisted and name not in self.listed():
+                out.append((name, f"{self.target} has no spelling for this setting yet"))
+        return out
 
     def build(self, walked: Walked) -> T_co:
         """The target's form of `walked`; called only when nothing declared is refused."""
@@ -76,11 +100,7 @@ class Rendered(Generic[T]):
 def render(renderer: Renderer[T], walked: Walked) -> Rendered[T]:
     """`renderer.build(walked)`, unless the profile declares a setting the target cannot
     express: then `Unexpressible`, naming every such setting."""
-    refused = [
-        (name, renderer.cannot_express[name])
-        for name in sorted(walked.declared)
-        if name in renderer.cannot_express
-    ]
+    refused = renderer.refusals(walked)
     if refused:
         raise Unexpressible(renderer.target, walked.profile.name, refused)
     notes = tuple(

@@ -83,6 +83,12 @@ def _value(profile: Profile, name: str) -> Any:
     return value
 
 
+def spelled(profile: Profile, name: str) -> Any:
+    """Setting `name` of `profile` in the policy language, even at its default (None when it
+    has no value to write)."""
+    return None if getattr(profile, name) is None else _value(profile, name)
+
+
 class TomlProfile(Renderer[dict[str, Any]]):
     """See `Renderer`. Builds the profile's table; `document` wraps it as a policy file."""
 

@@ -25,7 +25,9 @@ CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
 NAMESPACES = ("pid", "ipc", "uts")
 # Presentation, and the launcher's own sampling (`monitor`), not settings of the container:
 # never rendered, never refused.
-NOT_SETTINGS = frozenset({"name", "description", "monitor"})
+# `kubernetes` declares what the Kubernetes renderer may put in place of what a cluster cannot
+# express; that renderer reads it, no container has it (it is digested all the same).
+NOT_SETTINGS = frozenset({"name", "description", "monitor", "kubernetes"})
 # The runtime keys of issue 12 last (they are the first fields of `Profile`, from its base).
 SETTINGS = (
     *(f for f in Profile.model_fields if f not in NOT_SETTINGS and f not in RUNTIME_FIELDS),

@@ -23,6 +23,10 @@ def rule_help(rule_id: str) -> str:
     rule = RULES_BY_ID.get(rule_id)
     if rule is not None:
         return rule.help
+    from engine.audit.findings import COMPOSE_HELP
+
+    if rule_id in COMPOSE_HELP:
+        return COMPOSE_HELP[rule_id]
     try:
         from engine.audit.findings import KIND_HELP
 

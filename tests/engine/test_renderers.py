@@ -16,6 +16,7 @@ import engine
 from engine.render.compose import Compose
 from engine.render.docker_run import DockerRun
 from engine.render.interface import Renderer, Unexpressible, render
+from engine.render.kubernetes import KubernetesJob
 from engine.render.request import EngineRequest
 from engine.render.settings import ExpectedSettings
 from engine.render.toml import TomlProfile
@@ -30,6 +31,7 @@ RENDERERS: list[Renderer[object]] = [
     Compose(),
     ExpectedSettings(None),
     TomlProfile(),
+    KubernetesJob(),
 ]
 
 
@@ -39,9 +41,29 @@ def test_every_renderer_accounts_for_every_setting(renderer: Renderer[object]) -
         set(renderer.expresses),
         set(renderer.cannot_express),
         set(renderer.leaves),
+        set(renderer.conditional),
     ]
-    assert set().union(*declared) == set(SETTINGS), "a setting no declaration covers"
-    assert sum(len(d) for d in declared) == len(SETTINGS), "a setting declared twice"
+    listed = set().union(*declared)
+    assert sum(len(d) for d in declared) == len(listed), "a setting declared twice"
+    if renderer.refuse_unlisted:
+        # Every setting it does not list is refused by name (a key added later included).
+        assert listed <= set(SETTINGS)
+    else:
+        assert listed == set(SETTINGS), "a setting no declaration covers"
+
+
+def test_a_renderer_that_refuses_unlisted_settings_refuses_them_by_name(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text('version = 1\n[profiles.probe]\nimage = "busybox:latest"\n')
+    walked = walk(load_policy([tmp_path]).profiles["probe"], tmp_path, "p.toml")
+
+    class Narrow(KubernetesJob):
+        expresses = KubernetesJob.expresses - {"image"}
+
+    with pytest.raises(Unexpressible) as caught:
+        render(Narrow(), walked)
+    assert caught.value.refused == [
+        ("image", "a Kubernetes Job has no spelling for this setting yet")
+    ]
 
 
 def test_a_setting_a_target_cannot_express_is_refused_by_name(tmp_path: Path) -> None:

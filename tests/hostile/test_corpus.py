@@ -546,6 +546,12 @@ CASES: list[Case] = [
     Case("ulimits-soft-above-hard", ("bad-value",), "soft limit (unlimited) is above", line=14),
     Case("healthcheck-test-empty", ("bad-value",), "at least 1 item", at="test = []"),
     # --- security rules on loadable profiles --------------------------------------------------
+    # The kubernetes table (issue 15): what a cluster is given in place of what it cannot do.
+    Case("kubernetes-localhost-traversal", ("bad-value",), "without '..'", at="seccomp_localhost"),
+    Case("kubernetes-localhost-bidi", ("bad-value",), "U+202E", at="seccomp_localhost"),
+    Case("kubernetes-network-unknown", ("bad-value",), "deny-all-networkpolicy", at="network ="),
+    Case("kubernetes-level-list", ("bad-value",), "'restricted', 'baseline'", at="level ="),
+    Case("kubernetes-namespace-newline", ("bad-value",), "a Kubernetes name", at="namespace ="),
     Case("cap-add-all", ("cap-add",), "ALL", at="cap_add ="),
     Case("cap-add-sys-admin-spelling", ("cap-add",), "SYS_ADMIN", at="cap_add ="),
     Case("cap-add-nul", ("bad-value",), "unknown capability", at='"SYS_ADMIN'),

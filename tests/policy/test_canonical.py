@@ -278,6 +278,11 @@ CHANGES: list[tuple[str, Any]] = [
     ("oom_kill_disable", False),
     ("apparmor", "other-profile"),
     ("selinux", ["type:container_t", "level:s0:c1,c3"]),
+    # What a profile accepts on a cluster changes what runs there (issue 15).
+    ("kubernetes", {"level": "restricted"}),
+    ("kubernetes", {"source": "image"}),
+    ("kubernetes", {"network": "deny-all-networkpolicy"}),
+    ("kubernetes", {"seccomp_localhost": "profiles/a.json"}),
 ]
 
 
