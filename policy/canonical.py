@@ -17,6 +17,7 @@ from policy.model import Profile
 # never reaches the engine either: it says how the launcher samples and judges the run, and a
 # container launched under other thresholds runs exactly the same.
 _NOT_DIGESTED = frozenset({"name", "description", "monitor"})
+_DIGESTED_WHEN_SET = ("swarm_network",)
 
 
 def canonical_document(profile: Profile) -> dict[str, Any]:
@@ -40,6 +41,11 @@ def canonical_document(profile: Profile) -> dict[str, Any]:
 def digest(profile: Profile) -> str:
     """`sha256:...` over the canonical settings (key order and spelling independent)."""
     doc = {k: v for k, v in canonical_document(profile).items() if k not in _NOT_DIGESTED}
+    # Keys added after digests were first handed out are digested only when set, so a profile
+    # that does not use them keeps the digest its running containers carry.
+    for key in _DIGESTED_WHEN_SET:
+        if doc.get(key) is None:
+            doc.pop(key, None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

@@ -52,6 +52,14 @@ def timeout_note(profile: Profile) -> str:
     )
 
 
+def swarm_only_note(profile: Profile) -> str:
+    """What a one-engine renderer says of `swarm_network`: it has `network = "none"`."""
+    return (
+        f"swarm_network = {profile.swarm_network!r} applies to `policy run --swarm` only; "
+        "one engine gives the profile no network at all"
+    )
+
+
 class Renderer(Generic[T_co]):
     """Base of every renderer; see the module docstring for the three declarations."""
 

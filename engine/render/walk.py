@@ -26,6 +26,8 @@ NAMESPACES = ("pid", "ipc", "uts")
 # never rendered, never refused.
 NOT_SETTINGS = frozenset({"name", "description", "monitor"})
 SETTINGS = tuple(f for f in Profile.model_fields if f not in NOT_SETTINGS)
+# Settings only a Swarm service reads (`engine.render.swarm`): one engine's targets leave them.
+SWARM_ONLY = frozenset({"swarm_network"})
 
 
 @functools.cache

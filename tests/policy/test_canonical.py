@@ -231,6 +231,7 @@ CHANGES: list[tuple[str, Any]] = [
     ("healthcheck", {"test": ["true"], "interval": "5s", "retries": 3, "timeout": "1s"}),
     ("labels", {"team": "dev"}),
     ("labels", {"team": "qa", "tier": "1"}),
+    ("swarm_network", "internal"),  # digested when set; unset, digests stay as they were
 ]
 
 
