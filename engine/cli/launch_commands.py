@@ -14,6 +14,7 @@ from engine.cli.common import (
     add_command,
     add_log_args,
     add_policy_args,
+    add_swarm_node_arg,
     configure_logs,
     launch_spec,
     load,
@@ -63,6 +64,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "profiles", nargs="*", metavar="PROFILE", help="profiles to check (default: all)"
     )
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="the swarm's nodes, their engines and which profile fields each can enforce",
+    )
+    add_swarm_node_arg(p)
     add_policy_args(p)
     p.set_defaults(func=cmd_doctor)
 
@@ -108,6 +115,13 @@ def _add_run(sub: Subparsers) -> None:
         help="exit 3 when the container passed but the monitor saw a warning (as the "
         "profile's monitor.fail_on_violation does); errors always do",
     )
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="run the workers as Swarm jobs on the swarm whose manager is DOCKER_HOST "
+        "(README: Swarm)",
+    )
+    add_swarm_node_arg(p)
     add_policy_args(p)
     add_log_args(p)
     p.set_defaults(func=cmd_run, launches=True)
@@ -147,6 +161,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.logs import logger
 
     configure_logs(args)
+    if args.swarm:
+        from engine.cli.swarm_commands import run_swarm
+
+        return run_swarm(args)
     if args.workers:
         return _run_workers(args)
     spec = launch_spec(args)
@@ -179,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_workers(args: argparse.Namespace) -> int:
     from engine.backends import connect
-    from engine.launcher.workers import combined_exit, run_workers, shard_specs
+    from engine.launcher.workers import run_workers, shard_specs
 
     specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
     fail_on_violation = _fail_on_violation(args, specs[0].profile)
@@ -194,6 +212,13 @@ def _run_workers(args: argparse.Namespace) -> int:
             )
 
     outcomes = run_workers(engine, specs, progress, monitor=args.monitor)
+    return summarise(outcomes, fail_on_violation)
+
+
+def summarise(outcomes: list[RunResult | Error], fail_on_violation: bool) -> int:
+    """Each worker's line (and a failing one's last output) on stderr; the combined exit."""
+    from engine.launcher.workers import combined_exit
+
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Error):
             print(f"worker {index}: error: {outcome}", file=sys.stderr)
@@ -248,6 +273,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from engine.launcher.doctor import run_checks
 
+    if args.swarm:
+        from engine.cli.swarm_commands import doctor_swarm
+
+        return doctor_swarm(args)
     policy = load(args, require_valid=False)
     names = args.profiles or sorted(policy.profiles)
     for name in names:

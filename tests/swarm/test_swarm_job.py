@@ -1,0 +1,157 @@
+"""`policy run --swarm` on a real three-node swarm (tests/swarm/conftest.py builds it)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+
+import pytest
+
+from tests.helpers import has_traceback, wait_for
+from tests.processes import policy, spawned
+from tests.swarm.conftest import POLICIES, Swarm, task_states
+
+pytestmark = pytest.mark.engine
+
+SHARD = "echo shard $SHARD_INDEX of $SHARD_COUNT; sleep 2"
+
+
+def run(swarm: Swarm, profile: str, *command: str, workers: int = 4, nodes: tuple[int, ...] = ()):
+    return policy(
+        "run", profile, "--swarm", "--workers", str(workers), "-p", str(POLICIES),
+        "--", *command, env=swarm.env(*nodes), timeout=180,
+    )  # fmt: skip
+
+
+def placed(stderr: str) -> dict[int, str]:
+    """worker -> the node its task was verified on, from the CLI's lines."""
+    return {int(w): n for w, n in re.findall(r"^\[(\d+)\] verified on node (.+)$", stderr, re.M)}
+
+
+def test_a_job_runs_its_shards_across_nodes_and_passes(clean_swarm: Swarm) -> None:
+    done = run(clean_swarm, "shard", "sh", "-c", SHARD)
+    assert done.returncode == 0, done.stderr
+    for index in range(4):
+        assert f"[{index}] shard {index} of 4\n" in done.stdout
+        assert re.search(rf"^worker {index}: passed, exit 0", done.stderr, re.M), done.stderr
+    nodes = placed(done.stderr)
+    assert sorted(nodes) == [0, 1, 2, 3]
+    assert len(set(nodes.values())) >= 2, f"all tasks on one node: {nodes}"
+
+
+def test_the_combined_exit_is_the_first_failing_workers(clean_swarm: Swarm) -> None:
+    done = run(clean_swarm, "shard", "sh", "-c", "sleep 1; exit $((SHARD_INDEX + 4))", workers=2)
+    assert done.returncode == 4, done.stderr
+    assert re.search(r"^worker 1: failed, exit 5", done.stderr, re.M)
+
+
+def test_a_field_a_service_cannot_carry_is_refused_before_anything_exists(
+    clean_swarm: Swarm,
+) -> None:
+    before = clean_swarm.docker(0, "service", "ls", "-q")
+    done = run(clean_swarm, "hardened-tmp", "true")
+    assert done.returncode == 2
+    assert "tmpfs: tmpfs options" in done.stderr and "API 1.46" in done.stderr
+    assert not has_traceback(done.stderr)
+    assert clean_swarm.docker(0, "service", "ls", "-q") == before
+
+
+def test_the_shipped_isolation_profile_is_refused_by_name(clean_swarm: Swarm) -> None:
+    from tests.helpers import POLICIES as SHIPPED
+
+    done = policy(
+        "run", "isolation", "--swarm", "-p", str(SHIPPED), "--", "true",
+        env=clean_swarm.env(), timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert 'network: "none" cannot be expressed by a service' in done.stderr
+    assert 'swarm_network = "internal"' in done.stderr
+    assert "tmpfs: tmpfs options" in done.stderr
+
+
+def test_a_node_whose_engine_is_not_given_is_refused(clean_swarm: Swarm) -> None:
+    done = policy(
+        "run", "shard", "--swarm", "-p", str(POLICIES), "--", "true",
+        env={**clean_swarm.env(), "POLICY_SWARM_NODES": ""}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--swarm-node" in done.stderr and clean_swarm.nodes[1][0][:12] in done.stderr
+
+
+def test_a_task_on_a_node_that_differs_stops_the_whole_job(clean_swarm: Swarm) -> None:
+    # Node 2's daemon has no daemon-wide no-new-privileges: nothing in `docker info` says so,
+    # its tasks' inspect documents look the same; only /proc shows it.
+    plain, worker = clean_swarm.nodes[2][0], clean_swarm.nodes[1][0]
+    clean_swarm.docker(0, "node", "update", "--availability", "active", plain)
+    clean_swarm.docker(0, "node", "update", "--availability", "drain", worker)
+    clean_swarm.docker(0, "node", "update", "--availability", "drain", clean_swarm.nodes[0][0])
+    try:
+        done = run(clean_swarm, "shard", "sh", "-c", "sleep 30", workers=2, nodes=(0, 1, 2))
+    finally:
+        for node in (clean_swarm.nodes[0][0], worker):
+            clean_swarm.docker(0, "node", "update", "--availability", "active", node)
+        clean_swarm.docker(0, "node", "update", "--availability", "drain", plain)
+    assert done.returncode == 2, done.stderr
+    assert "the whole job was stopped" in done.stderr
+    assert "no_new_privileges (kernel): expected True, got False" in done.stderr
+    assert plain[:12] in done.stderr
+
+
+def test_the_profiles_timeout_removes_the_job(clean_swarm: Swarm) -> None:
+    done = run(clean_swarm, "short", "sh", "-c", "echo started; sleep 60", workers=2)
+    assert done.returncode == 124, done.stderr
+    assert re.search(r"^worker 0: timeout, exit 124", done.stderr, re.M), done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_leaves_nothing_behind(clean_swarm: Swarm, signum: int) -> None:
+    args = ("run", "shard", "--swarm", "--workers", "3", "-p", str(POLICIES), "--", "sleep", "60")
+    with spawned(*args, env=clean_swarm.env()) as proc:
+        wait_for(
+            lambda: (
+                sum(t["CurrentState"].startswith("Running") for t in task_states(clean_swarm)) == 3
+            ),
+            "three running tasks",
+            deadline=60,
+        )
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=90)
+    assert proc.returncode == (130 if signum == signal.SIGINT else 143), err
+    assert not has_traceback(err)
+
+
+def test_a_node_engine_stopping_mid_job_stops_it_and_leaves_nothing(clean_swarm: Swarm) -> None:
+    args = ("run", "shard", "--swarm", "--workers", "4", "-p", str(POLICIES), "--", "sleep", "60")
+    node = clean_swarm.nodes[1][0]
+    with spawned(*args, env=clean_swarm.env()) as proc:
+        wait_for(
+            lambda: (
+                any(
+                    t["CurrentState"].startswith("Running") and t["Node"] and node
+                    for t in task_states(clean_swarm)
+                )
+                and clean_swarm.docker(
+                    1, "ps", "-q", "--filter", "label=io.container-policy.profile"
+                )
+            ),
+            "a running task on node 1",
+            deadline=60,
+        )
+        clean_swarm.script("stop-node", "1")
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            clean_swarm.script("start-node", "1")
+    assert proc.returncode == 2, err
+    assert "stopped answering mid-job" in err
+    wait_for(
+        lambda: (
+            "Ready"
+            in clean_swarm.docker(
+                0, "node", "inspect", node, "--format", "{{.Status.State}}"
+            ).title()
+        ),
+        "node 1 ready again",
+        deadline=90,
+    )
