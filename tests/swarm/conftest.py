@@ -71,7 +71,7 @@ class Swarm:
             "services": self.docker(0, "service", "ls", "-q", "--filter", label).split(),
             "networks": self.docker(0, "network", "ls", "-q", "--filter", label).split(),
         }
-        for index, (_, url) in enumerate(self.nodes):
+        for index in range(len(self.nodes)):
             found[f"containers on node {index}"] = self.docker(
                 index, "ps", "-aq", "--filter", label
             ).split()
