@@ -32,6 +32,7 @@ from engine.render.swarm import service_spec
 from policy.errors import EngineError
 
 POLL = 0.25  # seconds between looks at the tasks
+SETTLE = 1.0  # seconds a node must show no task container of the job before it counts as clean
 CLEANUP_PATIENCE = 30.0  # seconds to wait for a network's last task to let go of it
 # (worker number, stream: 1 stdout / 2 stderr, text) of each line the job writes.
 LineSink = Callable[[int, int, str], None]
@@ -252,17 +253,22 @@ def _clean_up(job: _Job) -> None:
 
 
 def _wait_for_tasks(job: _Job) -> list[str]:
-    """Until no node has a task container of the job left. The node's agent stops the running
-    ones once the services are gone; the containers of tasks that had ended it leaves behind for
-    good (20.10), so those are removed here. Before the network: a network removed while a node
-    still has an endpoint on it stays listed on that node."""
+    """Until no node has a task container of the job left. A job's task containers outlive its
+    service on 20.10, running or not (the agent neither stops nor removes them), so they are
+    removed here, on each node. Before the network: a network removed while a node still has
+    an endpoint on it stays listed on that node for good."""
     services = [w.service for w in job.workers if w.service]
     deadline = time.monotonic() + CLEANUP_PATIENCE
     pending = dict(job.nodes)
+    quiet: dict[str, float] = {}  # node -> since when it has shown none
     while pending:
         for node_id, node in list(pending.items()):
             try:
-                if not _remove_ended(node.engine, services):
+                if _remove_ended(node.engine, services):
+                    quiet.pop(node_id, None)
+                # None for a while: an agent may still be creating the container of a task
+                # assigned just before its service went, and remove it only later.
+                elif time.monotonic() - quiet.setdefault(node_id, time.monotonic()) >= SETTLE:
                     del pending[node_id]
             except EngineError:
                 del pending[node_id]  # its agent removes them when it answers again
@@ -270,19 +276,19 @@ def _wait_for_tasks(job: _Job) -> list[str]:
             return [f"task containers on node {n.label}" for n in pending.values()]
         if pending:
             with contextlib.suppress(KeyboardInterrupt):
-                time.sleep(POLL)  # the agents stop the running ones after the services go
+                time.sleep(POLL)  # an agent may still be creating one
     return []
 
 
 def _remove_ended(engine: Engine, services: list[str]) -> int:
-    """Remove the job's ended task containers on `engine`; how many of its containers remain."""
+    """Remove the job's task containers on `engine`; how many of them are still there."""
     left = 0
-    for service in services:
+    for service in services:  # an engine that does not answer raises: the caller decides
         for found in engine.containers({"label": f"com.docker.swarm.service.id={service}"}):
-            if found.state in ("exited", "created", "dead"):
-                engine.remove(found.id)
-            else:
-                left += 1
+            try:
+                engine.remove(found.id)  # forced: a running one is killed
+            except EngineError:
+                left += 1  # its agent is removing it too: look again
     return left
 
 

@@ -23,6 +23,7 @@ from engine.render.request import _drop_none, _ns
 from engine.render.walk import SETTINGS, Walked
 
 API_VERSION = "1.41"
+STOP_GRACE_NS = 1_000_000_000
 TARGET = f"a Swarm service (Engine API {API_VERSION})"
 
 EXPRESSES = frozenset(
@@ -143,6 +144,8 @@ class SwarmService(Renderer[dict[str, Any]]):
                 "HealthCheck": _healthcheck(walked),
                 "CapabilityDrop": list(p.cap_drop) or None,
                 "CapabilityAdd": list(p.cap_add) or None,
+                # As a local run's timeout does: SIGTERM, then SIGKILL a second later.
+                "StopGracePeriod": STOP_GRACE_NS,
             }
         )
         limits = _drop_none(
