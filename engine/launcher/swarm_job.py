@@ -115,7 +115,7 @@ def _create(job: _Job, group: str) -> None:
         worker.service = job.manager.create_service(worker.body)
     for index, worker in enumerate(job.workers):
         stored = job.manager.service(worker.service).spec
-        drifts = sv.stored_spec_drift(worker.body, stored)
+        drifts = sv.spec_drift(worker.body, stored)
         if drifts:
             raise sv.SwarmVerificationError(
                 first.profile.name, f"the spec the manager stored for worker {index}", drifts
@@ -148,13 +148,23 @@ def _watch(job: _Job, timeout: float | None) -> None:
         tasks = job.manager.tasks({"service": [w.service for w in job.workers]})
         for index, worker in enumerate(job.workers):
             mine = [t for t in tasks if t.service_id == worker.service]
-            if mine:
-                _look_at(job, index, worker, max(mine, key=lambda t: t.status.state != "new"))
+            # The task Swarm means to run: a spec changed under the job (`docker service
+            # update`) shuts the old one down and starts another, which is verified again.
+            current = [t for t in mine if t.desired_state not in ("shutdown", "remove")]
+            if current or mine:
+                _look_at(job, index, worker, (current or mine)[-1])
         time.sleep(POLL)  # the manager has no event for a task's end that a job can wait on
     _drain(job)
 
 
 def _look_at(job: _Job, index: int, worker: _Worker, task: TaskDoc) -> None:
+    if worker.task is not None and worker.task.id != task.id and worker.verified:
+        worker.verified = False  # another task: verified from the start, spec included
+        drifts = sv.spec_drift(worker.body, job.manager.service(worker.service).spec)
+        if drifts:
+            raise sv.SwarmVerificationError(
+                worker.spec.profile.name, f"the spec of worker {index}'s service", drifts
+            )
     worker.task = task
     node = job.nodes.get(task.node_id or "")
     if task.node_id and node is None:

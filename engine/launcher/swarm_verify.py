@@ -120,6 +120,39 @@ def stored_spec_drift(sent: Any, stored: Any, path: str = "") -> list[Drift]:
     return [] if sent == stored else [Drift(path, sent, stored)]
 
 
+# Where a key the manager adds by itself sits, and the value it adds: not drift.
+MANAGER_DEFAULTS: dict[str, Any] = {
+    "TaskTemplate.ContainerSpec.Isolation": "default",
+    "TaskTemplate.ContainerSpec.Init": False,
+    "TaskTemplate.ContainerSpec.DNSConfig": {},
+    "TaskTemplate.Resources.Reservations": {},
+}
+# The parts of a spec that reach the containers: keys found there and never sent are drift.
+WATCHED = ("TaskTemplate.ContainerSpec", "TaskTemplate.Resources", "TaskTemplate.Networks")
+
+
+def unsent_keys(stored: Any, sent: Any, path: str = "") -> list[Drift]:
+    """Keys of `stored` under `WATCHED` that `sent` never had (manager defaults aside)."""
+    if not isinstance(stored, dict) or not isinstance(sent, dict):
+        return []
+    out: list[Drift] = []
+    for key, value in stored.items():
+        where = f"{path}.{key}".lstrip(".")
+        if not any(where.startswith(w) or w.startswith(where) for w in WATCHED):
+            continue
+        if key not in sent:
+            if where not in MANAGER_DEFAULTS or MANAGER_DEFAULTS[where] != value:
+                out.append(Drift(where, None, value))
+        else:
+            out += unsent_keys(value, sent[key], where)
+    return out
+
+
+def spec_drift(sent: dict[str, Any], stored: dict[str, Any]) -> list[Drift]:
+    """Both ways: what was sent and is stored otherwise, and what is stored and was not sent."""
+    return stored_spec_drift(sent, stored) + unsent_keys(stored, sent)
+
+
 def expected_for_task(spec: LaunchSpec, image: Any, network: str | None) -> Settings:
     """The profile's settings as a task's container shows them: on the job's network (Swarm
     attaches it; the container's own mode stays `default`), no-new-privileges not on the

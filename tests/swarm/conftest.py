@@ -77,6 +77,12 @@ class Swarm:
             ).split()
         return found
 
+    def remove_containers(self, label: str) -> None:
+        """Remove, on every node, the containers carrying `label` (a test's own service's)."""
+        for index in range(len(self.nodes)):
+            for container in self.docker(index, "ps", "-aq", "--filter", f"label={label}").split():
+                self.docker(index, "rm", "-f", container)
+
     def nothing_left(self) -> None:
         wait_for(lambda: not any(self.ours().values()), f"nothing left on the swarm: {self.ours()}")
 

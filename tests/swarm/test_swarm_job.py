@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 
 import pytest
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.engine
 SHARD = "echo shard $SHARD_INDEX of $SHARD_COUNT; sleep 2"
 
 
-def run(swarm: Swarm, profile: str, *command: str, workers: int = 4, nodes: tuple[int, ...] = ()):
+def run(
+    swarm: Swarm, profile: str, *command: str, workers: int = 4, nodes: tuple[int, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return policy(
         "run", profile, "--swarm", "--workers", str(workers), "-p", str(POLICIES),
         "--", *command, env=swarm.env(*nodes), timeout=180,
