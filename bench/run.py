@@ -33,7 +33,7 @@ os.chdir(Path(__file__).resolve().parent.parent)
 
 from bench import common, report  # noqa: E402
 
-BENCHMARKS = ("validate", "launch", "audit", "admission")
+BENCHMARKS = ("validate", "launch", "audit", "admission", "swarm")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 SCHEMA = "container-policy/bench/v2"  # v2: cold and warm policy cache, the rows of issue 13
 
@@ -180,6 +180,10 @@ def _measure(
                 from bench import admission
 
                 data = admission.run(*((60, 5) if quick else (300, 15)))
+            elif name == "swarm":
+                from bench import swarm
+
+                data = swarm.run(quick)
             else:
                 from bench import audit
 

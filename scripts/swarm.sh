@@ -42,7 +42,9 @@ need() {
     [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces and dockerd need it)"
     if ! command -v ip >/dev/null 2>&1; then
         log "installing iproute2"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2 >/dev/null ||
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q iproute2 >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null && apt-get install -y -q iproute2 >/dev/null; } ||
             die "could not install iproute2"
     fi
     local tool

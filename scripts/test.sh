@@ -6,6 +6,7 @@
 # 1. a virtual environment (.venv) with the package and its test extras;
 # 2. a Docker engine that answers (scripts/ensure-engine.sh installs Debian's docker.io and
 #    starts dockerd when missing and run as root; otherwise it says what to do);
+#    and what the swarm tests' swarm needs (scripts/ensure-swarm.sh: iproute2, nsenter);
 # 3. the local test images (scripts/build-test-images.sh; no registry is used);
 # 4. lint: ruff format --check, ruff check, mypy --strict;
 # 5. pytest, with the engine tests. With CI=true they are never skipped: a missing engine
@@ -24,6 +25,7 @@ log "installing the package with its test extras"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 scripts/ensure-engine.sh
+scripts/ensure-swarm.sh
 scripts/build-test-images.sh
 
 log "lint: ruff format --check, ruff check, mypy --strict"
