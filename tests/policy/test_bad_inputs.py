@@ -1198,7 +1198,7 @@ CASES: list[Case] = [
         "bad-value",
         EXTRA + 1,
         1,
-        "instead of network = \"none\"",
+        'instead of network = "none"',
     ),
     Case(
         "monitor-fail-not-bool",

@@ -116,3 +116,25 @@ def test_swarm_commands_on_an_engine_that_is_no_manager_say_so(tmp_path: Path) -
     )  # fmt: skip
     assert done.returncode == 2
     assert "is not a swarm manager" in done.stderr and not has_traceback(done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "says"),
+    [
+        (("--detach",), {}, "--detach cannot be combined with --swarm"),
+        (("--swarm-node", "tcp://127.0.0.1:2375"), {}, "a node's engine is given as unix://PATH"),
+        ((), {"DOCKER_HOST": "tcp://127.0.0.1:2375"}, "a swarm manager is reached on a unix"),
+        ((), {"POLICY_SWARM_NODES": "unix:///nonexistent.sock"}, "/nonexistent.sock"),
+    ],
+    ids=["detach", "tcp-node", "tcp-manager", "node-unreachable"],
+)
+def test_bad_swarm_options_exit_2_with_a_message_and_create_nothing(
+    clean_swarm: Swarm, extra: tuple[str, ...], env: dict[str, str], says: str
+) -> None:
+    done = policy(
+        "run", "shard", "--swarm", *extra, "-p", str(POLICIES), "--", "true",
+        env={**clean_swarm.env(), **env}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and not has_traceback(done.stderr)
+    assert not clean_swarm.docker(0, "service", "ls", "-q")
