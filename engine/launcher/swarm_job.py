@@ -88,9 +88,37 @@ def run_job(
     try:
         _create(job, group)
         _watch(job, profile.timeout)
-        return [_outcome(job, w) for w in job.workers]
+        outcomes = [_outcome(job, w) for w in job.workers]
     finally:
         _clean_up(job)
+    for worker, outcome in zip(job.workers, outcomes, strict=True):
+        if isinstance(outcome, RunResult):
+            _record(job, worker, outcome)
+    return outcomes
+
+
+def _record(job: _Job, worker: _Worker, result: RunResult) -> None:
+    """The worker's launch record, as a local worker's (the engine: its node's)."""
+    from engine import history
+    from engine.history.interface import LaunchRecord
+
+    spec, task = worker.spec, worker.task
+    node = job.nodes.get(task.node_id or "") if task else None
+    history.record(
+        LaunchRecord(
+            profile=spec.profile.name,
+            digest=spec.walked.digest,
+            image=spec.walked.image,
+            container_id=result.container_id,
+            launch_id=spec.launch_id,
+            command=list(spec.command),
+            outcome=result.outcome,
+            policy=spec.policy_file,
+            exit_code=result.exit_code,
+            duration=round(result.duration, 3),
+            engine=node.engine.name if node else job.manager.name,
+        )
+    )
 
 
 def _create(job: _Job, group: str) -> None:

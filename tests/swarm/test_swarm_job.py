@@ -31,7 +31,9 @@ def placed(stderr: str) -> dict[int, str]:
     return {int(w): n for w, n in re.findall(r"^\[(\d+)\] verified on node (.+)$", stderr, re.M)}
 
 
-def test_a_job_runs_its_shards_across_nodes_and_passes(clean_swarm: Swarm) -> None:
+def test_a_job_runs_its_shards_across_nodes_and_passes(clean_swarm: Swarm, history_file) -> None:  # type: ignore[no-untyped-def]
+    from engine.history.sqlite import SqliteStore
+
     done = run(clean_swarm, "shard", "sh", "-c", SHARD)
     assert done.returncode == 0, done.stderr
     for index in range(4):
@@ -40,6 +42,14 @@ def test_a_job_runs_its_shards_across_nodes_and_passes(clean_swarm: Swarm) -> No
     nodes = placed(done.stderr)
     assert sorted(nodes) == [0, 1, 2, 3]
     assert len(set(nodes.values())) >= 2, f"all tasks on one node: {nodes}"
+    # Each worker leaves its launch record, as a local worker does, naming its node's engine.
+    urls = {url for _, url in clean_swarm.nodes}
+    jobs: dict[str, set[str]] = {}
+    for la in SqliteStore(history_file).launches(profile="shard"):
+        if la.outcome == "passed" and la.engine in urls:
+            group, _, index = la.launch_id.rpartition("-")
+            jobs.setdefault(group, set()).add(index)
+    assert {"0", "1", "2", "3"} in jobs.values(), jobs
 
 
 def test_the_combined_exit_is_the_first_failing_workers(clean_swarm: Swarm) -> None:
