@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,9 @@ def placed(stderr: str) -> dict[int, str]:
     return {int(w): n for w, n in re.findall(r"^\[(\d+)\] verified on node (.+)$", stderr, re.M)}
 
 
-def test_a_job_runs_its_shards_across_nodes_and_passes(clean_swarm: Swarm, history_file) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_runs_its_shards_across_nodes_and_passes(
+    clean_swarm: Swarm, history_file: Path
+) -> None:
     from engine.history.sqlite import SqliteStore
 
     done = run(clean_swarm, "shard", "sh", "-c", SHARD)
@@ -47,8 +50,8 @@ def test_a_job_runs_its_shards_across_nodes_and_passes(clean_swarm: Swarm, histo
     jobs: dict[str, set[str]] = {}
     for la in SqliteStore(history_file).launches(profile="shard"):
         if la.outcome == "passed" and la.engine in urls:
-            group, _, index = la.launch_id.rpartition("-")
-            jobs.setdefault(group, set()).add(index)
+            group, _, shard = la.launch_id.rpartition("-")
+            jobs.setdefault(group, set()).add(shard)
     assert {"0", "1", "2", "3"} in jobs.values(), jobs
 
 
