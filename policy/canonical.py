@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from policy.model import Profile
+from policy.runtime_keys import RUNTIME_FIELDS, format_ulimit
 
 # Presentation only: renaming or re-describing a profile does not change how it runs. `monitor`
 # never reaches the engine either: it says how the launcher samples and judges the run, and a
@@ -35,12 +36,23 @@ def canonical_document(profile: Profile) -> dict[str, Any]:
     for spec in doc["tmpfs"].values():
         if spec.get("mode") is not None:
             spec["mode"] = f"{spec['mode']:o}"  # octal, as written
-    return doc
+    doc["ulimits"] = {
+        name: {"soft": format_ulimit(u.soft), "hard": format_ulimit(u.hard)}
+        for name, u in sorted(profile.ulimits.items())
+    }
+    # The runtime keys last, after the settings a reader looks for first.
+    return {k: v for k, v in doc.items() if k not in RUNTIME_FIELDS} | {
+        k: doc[k] for k in RUNTIME_FIELDS
+    }
 
 
 def digest(profile: Profile) -> str:
     """`sha256:...` over the canonical settings (key order and spelling independent)."""
-    doc = {k: v for k, v in canonical_document(profile).items() if k not in _NOT_DIGESTED}
+    doc = {
+        k: v
+        for k, v in canonical_document(profile).items()
+        if k not in _NOT_DIGESTED and not (k in RUNTIME_FIELDS and _at_default(profile, k))
+    }
     # Keys added after digests were first handed out are digested only when set, so a profile
     # that does not use them keeps the digest its running containers carry.
     for key in _DIGESTED_WHEN_SET:
@@ -48,6 +60,12 @@ def digest(profile: Profile) -> str:
             doc.pop(key, None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _at_default(profile: Profile, name: str) -> bool:
+    # A runtime key of issue 12 left at its default is not digested, so a profile that does not
+    # use them kept its digest (and containers launched before them are not stale).
+    return bool(getattr(profile, name) == Profile.model_fields[name].get_default())
 
 
 # Guardrail and rule findings on a derived field are located where its source key is written.

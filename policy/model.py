@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from policy import units
 from policy.errors import UsageError
+from policy.runtime_keys import RuntimeInput, RuntimeProfile
 
 # Reserved for the labels the engine stamps on launched containers; policy input may not use it.
 LABEL_NAMESPACE = "io.container-policy."
@@ -237,8 +238,9 @@ class MonitorInput(_Input):
     fail_on_violation: bool | None = None
 
 
-class ProfileInput(_Input):
-    """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional."""
+class ProfileInput(_Input, RuntimeInput):
+    """One `[profiles.NAME]` table (or `[defaults]`) as written: every key optional (the
+    runtime keys of `policy.runtime_keys` too)."""
 
     extends: Annotated[str, Field(min_length=1)] | None = None
     description: Text | None = None
@@ -338,7 +340,7 @@ class Seccomp(_Canonical):
         return self.digest if self.mode == "custom" and self.digest else self.mode
 
 
-class Profile(_Canonical):
+class Profile(_Canonical, RuntimeProfile):
     """An effective profile: `[defaults]`, then each parent, then the profile itself, merged.
 
     Unset fields hold the engine's own default (no limit, default seccomp, Docker's default

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from policy.diagnostics import Severity
 from policy.model import Profile
+from policy.runtime_keys import UNLIMITED
 
 # Sub-paths of these are as sensitive as the path itself (CIS 5.5).
 SENSITIVE_HOST_PATHS = (
@@ -144,6 +145,21 @@ _no_memory = _unset("memory", "no memory limit")
 _no_cpus = _unset("cpus", "no CPU limit")
 _no_pids = _unset("pids_limit", "no pids limit: a fork bomb can exhaust the host")
 _no_timeout = _unset("timeout", "no timeout: a hung test holds its container forever")
+
+
+# Limits the kernel bounds by default, each guarding a resource of the whole host (processes of
+# the user, locked memory, queued signals and messages, scheduling priority): an override that
+# lifts one is what CIS 5.19 asks a reviewer to look at. (`nofile` cannot be unlimited at all.)
+BOUNDED_ULIMITS = ("memlock", "msgqueue", "nice", "nproc", "rtprio", "sigpending")
+
+
+def _ulimit_unlimited(p: Profile, ctx: Context) -> Iterator[Violation]:
+    for name, limit in sorted(p.ulimits.items()):
+        if name in BOUNDED_ULIMITS and limit.hard == UNLIMITED:
+            yield Violation(
+                f"the {name} ulimit is unlimited: the engine's bound on it is lifted",
+                ("ulimits", name),
+            )
 
 
 def _docker_socket(p: Profile, ctx: Context) -> Iterator[Violation]:
@@ -302,6 +318,15 @@ RULES: tuple[Rule, ...] = (
         "5.29",
         None,
         _no_pids,
+    ),
+    Rule(
+        "ulimit-unlimited",
+        "Ulimit lifted",
+        W,
+        'Give the ulimit a bound, for example `ulimits = { nproc = 4096 }`, not "unlimited".',
+        "5.19",
+        None,
+        _ulimit_unlimited,
     ),
     Rule(
         "no-timeout",

@@ -32,6 +32,7 @@ from engine.backends.interface import (
     HostConfigDoc,
     HostMount,
     TmpfsOptionsDoc,
+    UlimitDoc,
 )
 from engine.render.settings import Settings, env_dict
 
@@ -167,6 +168,12 @@ def _host_config(host: Folded) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             doc["Mounts"].append(requested)
             if shown is not None:
                 made.append(shown)
+    if host.get("ulimits"):
+        if not isinstance(host["ulimits"], list):
+            raise UnreadableRequest("HostConfig.Ulimits: expected a list")
+        doc["Ulimits"] = [
+            pick(fold(u, "HostConfig.Ulimits[]"), _aliases(UlimitDoc)) for u in host["ulimits"]
+        ]
     if host.get("devices"):
         doc["Devices"] = [
             pick(fold(d, "HostConfig.Devices[]"), _aliases(DeviceDoc)) for d in host["devices"]

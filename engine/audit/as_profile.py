@@ -11,6 +11,7 @@ from engine.backends.interface import ContainerInspect, ImageConfig
 from policy import units
 from policy.errors import UsageError
 from policy.model import Mount, Profile, Seccomp, Tmpfs
+from policy.runtime_keys import Ulimit
 
 
 def _seccomp(canonical: str) -> Seccomp:
@@ -63,6 +64,7 @@ def profile_from_inspect(
         env=s["env"],
         workdir=s["workdir"],
         labels=s["labels"],
+        ulimits={name: Ulimit(**limits) for name, limits in s["ulimits"].items()},
     )
 
 

@@ -147,4 +147,8 @@ def observed_settings(inspect: ContainerInspect, image: ImageConfig | None) -> S
         "labels": net_of_image(user_labels(config.labels), user_labels(image.labels)),
         "devices": sorted(f"{d.path_on_host}:{d.path_in_container}" for d in host.devices or []),
         "ports": sorted((host.port_bindings or {}).keys()),
+        "ulimits": {
+            u.name: {"soft": u.soft, "hard": u.hard}
+            for u in sorted(host.ulimits or [], key=lambda u: u.name)
+        },
     }

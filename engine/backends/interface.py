@@ -76,6 +76,12 @@ class DeviceDoc(_Document):
     path_in_container: str | None = Field(None, alias="PathInContainer")
 
 
+class UlimitDoc(_Document):
+    name: str = Field(alias="Name")
+    soft: int = Field(alias="Soft")
+    hard: int = Field(alias="Hard")
+
+
 class HostConfigDoc(_Document):
     privileged: bool = Field(False, alias="Privileged")
     readonly_rootfs: bool = Field(False, alias="ReadonlyRootfs")
@@ -95,6 +101,7 @@ class HostConfigDoc(_Document):
     mounts: list[HostMount] | None = Field(None, alias="Mounts")
     devices: list[DeviceDoc] | None = Field(None, alias="Devices")
     port_bindings: dict[str, Any] | None = Field(None, alias="PortBindings")
+    ulimits: list[UlimitDoc] | None = Field(None, alias="Ulimits")
 
 
 class MountPoint(_Document):

@@ -63,6 +63,10 @@ class Compose(Renderer[dict[str, Any]]):
             "mem_limit": p.memory,
             "cpu_period": CPU_PERIOD if walked.cpu_quota is not None else None,
             "cpu_quota": walked.cpu_quota,
+            "ulimits": {
+                name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
+            }
+            or None,
             "tmpfs": [f"{t.target}:{t.option_string}" for t in walked.tmpfs] or None,
             "volumes": [
                 {

@@ -55,6 +55,11 @@ class DockerRun(Renderer[list[str]]):
             # Quota and period rather than --cpus: the same limit, but the engine does not refuse
             # a profile that allows more CPUs than this particular host has.
             argv += ["--cpu-period", str(CPU_PERIOD), "--cpu-quota", str(walked.cpu_quota)]
+        argv += [
+            x
+            for name, u in sorted(p.ulimits.items())
+            for x in ("--ulimit", f"{name}={u.soft}:{u.hard}")
+        ]
         argv += [x for t in walked.tmpfs for x in ("--tmpfs", f"{t.target}:{t.option_string}")]
         for m in walked.mounts:
             fields = ["type=bind", f"source={m.source}", f"target={m.target}"]

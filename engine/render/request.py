@@ -96,6 +96,11 @@ class EngineRequest(Renderer[CreateBody]):
                 "Memory": p.memory,
                 "CpuPeriod": CPU_PERIOD if p.cpus is not None else None,
                 "CpuQuota": walked.cpu_quota,
+                "Ulimits": [
+                    {"Name": name, "Soft": u.soft, "Hard": u.hard}
+                    for name, u in sorted(p.ulimits.items())
+                ]
+                or None,
                 **{NAMESPACE_KEYS[ns]: mode for ns, mode in walked.namespaces.items()},
             }
         )

@@ -119,4 +119,7 @@ class ExpectedSettings(Renderer[Settings]):
             "labels": net_of_image({**image_labels, **p.labels}, image_labels),
             "devices": [],
             "ports": [],
+            "ulimits": {
+                name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
+            },
         }

@@ -44,6 +44,7 @@ EXPRESSES = frozenset(
         "workdir",
         "healthcheck",
         "labels",
+        "ulimits",  # ContainerSpec.Ulimits, new in API 1.41
     }
 )
 # Enforced by each node's daemon for every container it makes, never by the spec: proved per
@@ -144,6 +145,11 @@ class SwarmService(Renderer[dict[str, Any]]):
                 "HealthCheck": _healthcheck(walked),
                 "CapabilityDrop": list(p.cap_drop) or None,
                 "CapabilityAdd": list(p.cap_add) or None,
+                "Ulimits": [
+                    {"Name": name, "Soft": u.soft, "Hard": u.hard}
+                    for name, u in sorted(p.ulimits.items())
+                ]
+                or None,
                 # As a local run's timeout does: SIGTERM, then SIGKILL a second later.
                 "StopGracePeriod": STOP_GRACE_NS,
             }

@@ -14,6 +14,7 @@ from engine.render.interface import Renderer
 from engine.render.walk import SETTINGS, Walked
 from policy import units
 from policy.model import Profile, Tmpfs
+from policy.runtime_keys import format_ulimit
 
 # Written even when they hold the engine's default: a reviewer reads them first.
 ALWAYS = ("read_only", "network", "no_new_privileges", "seccomp")
@@ -66,6 +67,13 @@ def _value(profile: Profile, name: str) -> Any:
         return check
     if name in ("env", "labels"):
         return dict(value)
+    if name == "ulimits":
+        return {
+            n: format_ulimit(u.soft)
+            if u.soft == u.hard
+            else {"soft": format_ulimit(u.soft), "hard": format_ulimit(u.hard)}
+            for n, u in sorted(value.items())
+        }
     return value
 
 

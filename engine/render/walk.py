@@ -19,13 +19,18 @@ from policy.canonical import digest as profile_digest_of
 from policy.errors import UsageError
 from policy.model import Profile
 from policy.mount_sources import resolve_source
+from policy.runtime_keys import RUNTIME_FIELDS
 
 CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
 NAMESPACES = ("pid", "ipc", "uts")
 # Presentation, and the launcher's own sampling (`monitor`), not settings of the container:
 # never rendered, never refused.
 NOT_SETTINGS = frozenset({"name", "description", "monitor"})
-SETTINGS = tuple(f for f in Profile.model_fields if f not in NOT_SETTINGS)
+# The runtime keys of issue 12 last (they are the first fields of `Profile`, from its base).
+SETTINGS = (
+    *(f for f in Profile.model_fields if f not in NOT_SETTINGS and f not in RUNTIME_FIELDS),
+    *RUNTIME_FIELDS,
+)
 # Settings only a Swarm service reads (`engine.render.swarm`): one engine's targets leave them.
 SWARM_ONLY = frozenset({"swarm_network"})
 

@@ -50,10 +50,15 @@ def body_of(document: dict[str, Any]) -> Any:
 
 def policy_run(policy: Policy) -> dict[str, Any]:
     """The recorded `policy run isolation` create, stamped with today's digest of `isolation`
-    (the recording keeps the digest of the day it was made)."""
+    (the recording keeps the digest of the day it was made) and the ulimits it sends now (the
+    recording predates the `ulimits` key)."""
     document = recorded("policy_run_isolation")
     body = body_of(document)
     body["Labels"][L.DIGEST] = policy.digest("isolation")
+    body["HostConfig"]["Ulimits"] = [
+        {"Name": name, "Soft": u.soft, "Hard": u.hard}
+        for name, u in sorted(policy.profiles["isolation"].ulimits.items())
+    ]
     return with_body(document, body)
 
 
@@ -92,8 +97,9 @@ def test_the_policy_run_body_without_labels_matches_the_default_profile(policy: 
         (lambda b: b["HostConfig"].update(Memory=2 * 1024**3), "memory"),
         (lambda b: b["HostConfig"]["Mounts"][0].update(ReadOnly=False), "mounts"),
         (lambda b: b.update(User="0"), "user"),
+        (lambda b: b["HostConfig"]["Ulimits"][1].update(Hard=-1, Soft=-1), "ulimits"),
     ],
-    ids=["privileged", "cap-add", "pid-host", "memory", "writable-source", "root"],
+    ids=["privileged", "cap-add", "pid-host", "memory", "writable-source", "root", "ulimits"],
 )
 def test_a_labelled_create_with_one_other_setting_names_that_field(
     policy: Policy, change: Any, field: str

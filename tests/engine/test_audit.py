@@ -331,6 +331,12 @@ VARIANTS = [
     Variant(
         "devices", _add("--device", "/dev/null:/dev/xnull"), ("devices",), ["/dev/null:/dev/xnull"]
     ),
+    Variant(
+        "ulimits",
+        _edit("--ulimit", lambda _: "nofile=1024:8192", "nofile"),
+        ("ulimits",),
+        {"nofile": {"soft": 1024, "hard": 8192}, "nproc": {"soft": 4096, "hard": 4096}},
+    ),
     Variant("pid", _add("--pid", "host"), ("pid",), "host"),
     Variant("ipc", _add("--ipc", "host"), ("ipc",), "host"),
     Variant("uts", _add("--uts", "host"), ("uts",), "host"),

@@ -12,6 +12,7 @@ the other modules of the launch feature's tests.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -53,6 +54,12 @@ def sections(text: str) -> dict[str, str]:
     return out
 
 
+def proc_limits(text: str) -> dict[str, tuple[str, str]]:
+    """`/proc/PID/limits` as {name: (soft, hard)}; names hold single spaces, columns two or more."""
+    rows = (re.match(r"(.+?)\s{2,}(\S+)\s+(\S+)", line) for line in text.splitlines()[1:])
+    return {m[1]: (m[2], m[3]) for m in rows if m}
+
+
 PROBE = """
 echo @@status; cat /proc/1/status
 echo @@mountinfo; cat /proc/self/mountinfo
@@ -63,6 +70,7 @@ cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgrou
 echo @@pids
 cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max
 echo @@write; touch /forbidden 2>&1; echo "exit=$?"
+echo @@limits; cat /proc/1/limits
 """
 
 
@@ -101,6 +109,12 @@ def test_isolation_confines_the_process(guard: Guard, project: Path, local: Poli
     assert part["net"].split() == ["lo"]
     assert int(part["memory"]) == profile.memory == 1 << 30
     assert int(part["pids"]) == profile.pids_limit == 256
+
+    # The profile's ulimits, as the kernel applies them to the container's process.
+    limits = proc_limits(part["limits"])
+    assert profile.ulimits["nofile"].soft == profile.ulimits["nofile"].hard == 4096
+    assert limits["Max open files"] == ("4096", "4096")
+    assert limits["Max processes"] == ("4096", "4096")
 
 
 def test_full_grants_ptrace_in_the_bounding_set_and_a_network(guard: Guard, project: Path) -> None:
@@ -196,8 +210,14 @@ class TamperingEngine(SocketEngine):
     [
         ({"CapAdd": ["NET_RAW"]}, "capabilities", [], ["NET_RAW"]),
         ({"PidsLimit": 4096}, "pids_limit", 256, 4096),
+        (
+            {"Ulimits": [{"Name": "nofile", "Soft": 1048576, "Hard": 1048576}]},
+            "ulimits",
+            {"nofile": {"soft": 4096, "hard": 4096}, "nproc": {"soft": 4096, "hard": 4096}},
+            {"nofile": {"soft": 1048576, "hard": 1048576}},
+        ),
     ],
-    ids=["capability-added", "pids-limit-changed"],
+    ids=["capability-added", "pids-limit-changed", "ulimits-changed"],
 )
 def test_verification_mismatch_starts_nothing(
     change: dict[str, Any],

@@ -527,3 +527,23 @@ def test_compare_kernel_with_nothing_known_claims_nothing(
 ) -> None:
     expected = expected_settings(policy.profiles["isolation"], policy.project, image)
     assert compare_kernel(expected, {}) == []
+
+
+def test_capture_writes_the_ulimits_back(image: dict[str, Any], tmp_path: Path) -> None:
+    doc = copy.deepcopy(recorded("isolation-launched"))
+    doc["HostConfig"]["Ulimits"] = [
+        {"Name": "nproc", "Soft": 512, "Hard": 1024},
+        {"Name": "nofile", "Soft": 4096, "Hard": 4096},
+        {"Name": "core", "Soft": -1, "Hard": -1},
+    ]
+    text = capture_toml(doc, image, "limited")
+    body = tomllib.loads(text)["profiles"]["limited"]
+    assert body["ulimits"] == {
+        "core": "unlimited",
+        "nofile": 4096,
+        "nproc": {"soft": 512, "hard": 1024},
+    }
+    (tmp_path / "captured.toml").write_text(text)
+    loaded = load_policy([tmp_path], RECORDED_PROJECT).profiles["limited"]
+    assert loaded.ulimits == profile_from_inspect(doc, image, "limited").ulimits
+    assert observed_settings(doc, image)["ulimits"]["nproc"] == {"soft": 512, "hard": 1024}

@@ -514,6 +514,13 @@ CASES: list[Case] = [
         seconds=SCALED_SECONDS,
     ),
     Case("healthcheck-retries-zero", ("bad-value",), "greater than 0", at="retries"),
+    # --- ulimits ---------------------------------------------------------------------------
+    Case("ulimits-2-64", ("bad-value",), "from 0 to 9223372036854775807", at="nofile = 1844"),
+    Case("ulimits-nofile-unlimited", ("bad-value",), "nofile cannot be unlimited", at="ulimits"),
+    Case("ulimits-name-cyrillic", ("bad-value",), "did you mean 'nofile'", at='"n\\u043efile"'),
+    Case("ulimits-name-nul", ("bad-value",), "unknown ulimit", says=("\\x00",), line=14),
+    Case("ulimits-name-injection", ("bad-value",), "unknown ulimit 'nofile=1:2,nproc'", line=14),
+    Case("ulimits-soft-above-hard", ("bad-value",), "soft limit (unlimited) is above", line=14),
     Case("healthcheck-test-empty", ("bad-value",), "at least 1 item", at="test = []"),
     # --- security rules on loadable profiles --------------------------------------------------
     Case("cap-add-all", ("cap-add",), "ALL", at="cap_add ="),

@@ -50,6 +50,7 @@ FULL: dict[str, Any] = {
     "workdir": "/src",
     "healthcheck": {"test": ["true"], "interval": "5s", "retries": 3},
     "labels": {"team": "qa"},
+    "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
 }
 
 
@@ -171,6 +172,14 @@ EQUIVALENT: list[tuple[str, list[Any]]] = [
         "healthcheck",
         [{"test": ["true"], "interval": "1m"}, {"test": ["true"], "interval": 60}],
     ),
+    (
+        "ulimits",
+        [
+            {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
+            {"nproc": {"hard": 512, "soft": 512}, "nofile": {"hard": 4096, "soft": 1024}},
+        ],
+    ),
+    ("ulimits", [{"core": "unlimited"}, {"core": {"soft": "unlimited", "hard": "unlimited"}}]),
 ]
 
 
@@ -232,6 +241,11 @@ CHANGES: list[tuple[str, Any]] = [
     ("labels", {"team": "dev"}),
     ("labels", {"team": "qa", "tier": "1"}),
     ("swarm_network", "internal"),  # digested when set; unset, digests stay as they were
+    ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}}),
+    ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 513}),
+    ("ulimits", {"nofile": {"soft": 1023, "hard": 4096}, "nproc": 512}),
+    ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}, "nproc": "unlimited"}),
+    ("ulimits", {}),
 ]
 
 
@@ -424,3 +438,30 @@ def test_canonical_document_is_idempotent(settings_: dict[str, Any]) -> None:
         ).profiles["a"]
     assert canonical_document(again) == document
     assert digest(again) == digest(first)
+
+
+def test_a_profile_without_the_runtime_keys_keeps_its_digest(tmp_path: Path) -> None:
+    """The runtime keys of issue 12 at their default are not digested: a profile that does not
+    use them has the digest it had before they existed, so its running containers are not
+    stale. (The literal is the digest of this profile before `ulimits` was added.)"""
+    text = 'version = 1\n[profiles.a]\nimage = "app:1"\nmemory = "1g"\n'
+    profile = load_text(tmp_path, text).profiles["a"]
+    assert profile.ulimits == {}
+    assert digest(profile) == BEFORE_RUNTIME_KEYS
+
+
+def test_ulimits_are_canonical_in_show(tmp_path: Path) -> None:
+    text = (
+        'version = 1\n[profiles.a]\nimage = "app:1"\n'
+        'ulimits = { nproc = 512, core = "unlimited", nofile = { soft = 1024, hard = 4096 } }\n'
+    )
+    doc = canonical_document(load_text(tmp_path, text).profiles["a"])
+    assert doc["ulimits"] == {
+        "core": {"soft": "unlimited", "hard": "unlimited"},
+        "nofile": {"soft": 1024, "hard": 4096},
+        "nproc": {"soft": 512, "hard": 512},
+    }
+    assert list(doc["ulimits"]) == ["core", "nofile", "nproc"]
+
+
+BEFORE_RUNTIME_KEYS = "sha256:1b023588f93e519e37f2acb831f7db5a86b94dc4a0c07a54b634bbeb8dfcb858"

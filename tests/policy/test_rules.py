@@ -58,6 +58,10 @@ BAD: dict[str, list[dict[str, Any]]] = {
     "no-cpu-limit": [{"cpus": None}],
     "no-pids-limit": [{"pids_limit": None}],
     "no-timeout": [{"timeout": None}],
+    "ulimit-unlimited": [
+        {"ulimits": {"nproc": {"soft": 64, "hard": -1}}},
+        {"ulimits": {"nofile": {"soft": 64, "hard": 64}, "memlock": {"soft": -1, "hard": -1}}},
+    ],
     "docker-socket": [
         {"mounts": ({"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},)},
         {"mounts": ({"source": "/run/docker.sock", "target": "/d.sock"},)},
@@ -95,6 +99,13 @@ def fired(profile: Profile, ctx: Context = CTX) -> set[str]:
 
 def test_the_good_profile_breaks_no_rule() -> None:
     assert fired(make()) == set()
+
+
+def test_unlimited_ulimits_that_are_unlimited_by_default_do_not_fire() -> None:
+    # core, cpu, fsize, ...: the kernel leaves them unlimited (core's hard limit) anyway.
+    unlimited = {"soft": -1, "hard": -1}
+    assert fired(make(ulimits={"core": unlimited, "cpu": unlimited, "stack": unlimited})) == set()
+    assert fired(make(ulimits={"nproc": {"soft": 4096, "hard": 4096}})) == set()
 
 
 def test_every_rule_has_a_bad_case() -> None:
@@ -176,7 +187,7 @@ def test_rule_metadata(rule: Rule) -> None:
 
 def test_limits_that_only_warn() -> None:
     warnings = {rule.id for rule in RULES if rule.severity is Severity.WARNING}
-    assert warnings == {"no-cpu-limit", "no-timeout"}
+    assert warnings == {"no-cpu-limit", "no-timeout", "ulimit-unlimited"}
 
 
 def test_docs_list_every_rule() -> None:
