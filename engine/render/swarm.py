@@ -142,7 +142,9 @@ class SwarmService(Renderer[dict[str, Any]]):
                 "Dir": p.workdir,
                 "ReadOnly": p.read_only or None,
                 "Mounts": _mounts(walked) or None,
-                "HealthCheck": _healthcheck(walked),
+                # Stored and returned as `Healthcheck` (the OpenAPI document says `HealthCheck`;
+                # the daemon's JSON decoding accepts either, its encoding gives this one).
+                "Healthcheck": _healthcheck(walked),
                 "CapabilityDrop": list(p.cap_drop) or None,
                 "CapabilityAdd": list(p.cap_add) or None,
                 "Ulimits": [
@@ -181,7 +183,15 @@ class SwarmService(Renderer[dict[str, Any]]):
 
 def _mounts(walked: Walked) -> list[dict[str, Any]]:
     binds: list[dict[str, Any]] = [
-        {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": not m.writable}
+        # The manager stores no `ReadOnly: false` (omitted when false): sent only when true.
+        _drop_none(
+            {
+                "Type": "bind",
+                "Source": m.source,
+                "Target": m.target,
+                "ReadOnly": None if m.writable else True,
+            }
+        )
         for m in walked.mounts
     ]
     tmpfs: list[dict[str, Any]] = [

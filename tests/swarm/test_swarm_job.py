@@ -170,3 +170,29 @@ def test_a_node_engine_stopping_mid_job_stops_it_and_leaves_nothing(clean_swarm:
         "node 1 ready again",
         deadline=90,
     )
+
+
+def test_mounts_env_labels_and_healthcheck_reach_every_task(
+    clean_swarm: Swarm, tmp_path: Path
+) -> None:
+    # Every key the Swarm renderer spells, at once: the stored spec and each task's container
+    # must match (a field the manager stored otherwise would stop the job, exit 2).
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.toml").write_text(
+        (POLICIES / "swarm.toml").read_text()
+        + '\n[profiles.everything]\nimage = "simple-test-isolation:latest"\nworkdir = "/src"\n'
+        'env = { CI = "1" }\nlabels = { team = "ci" }\n'
+        'healthcheck = { test = ["true"], interval = "5s", retries = 2 }\n'
+        'mounts = [{ source = ".", target = "/src" }, '
+        '{ source = "results", target = "/results", writable = true }]\n'
+    )
+    done = policy(
+        "run", "everything", "--swarm", "--workers", "2", "-p", str(tmp_path / "policies"),
+        "--", "sh", "-c", "grep -q ' /src ro' /proc/self/mountinfo && echo src-ro; "
+        "echo $CI > /results/out-$SHARD_INDEX; sleep 1",
+        env=clean_swarm.env(), timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "[0] src-ro\n" in done.stdout and "[1] src-ro\n" in done.stdout
+    for index in (0, 1):
+        assert (tmp_path / "results" / f"out-{index}").read_text() == "1\n"
