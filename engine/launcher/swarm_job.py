@@ -14,9 +14,10 @@ its node id, not 0 (seen on 20.10), so each shard is told its index literally.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine import labels as L
@@ -267,8 +268,34 @@ def _outcome(job: _Job, worker: _Worker) -> WorkerOutcome:
     )
 
 
+@contextlib.contextmanager
+def _shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the clean-up is done (a second Ctrl-C, pressed because
+    the first seems slow, must not leave the job's services behind); then they take effect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda n, _f: received.append(n)) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _clean_up(job: _Job) -> None:
     """Remove every service and the network, however the job ended; say what is left."""
+    with _shielded():
+        _remove_all(job)
+
+
+def _remove_all(job: _Job) -> None:
     for stream in job.logs:
         stream.close()
     left: list[str] = []
@@ -313,8 +340,7 @@ def _wait_for_tasks(job: _Job) -> list[str]:
         if pending and time.monotonic() > deadline:
             return [f"task containers on node {n.label}" for n in pending.values()]
         if pending:
-            with contextlib.suppress(KeyboardInterrupt):
-                time.sleep(POLL)  # an agent may still be creating one
+            time.sleep(POLL)  # an agent may still be creating one
     return []
 
 
@@ -341,5 +367,4 @@ def _remove_network(job: _Job) -> list[str]:
             return [f"network {job.network} ({exc.message})"]
         if time.monotonic() > deadline:
             return [f"network {job.network} (its tasks did not let go of it)"]
-        with contextlib.suppress(KeyboardInterrupt):
-            time.sleep(POLL)  # the nodes remove the tasks' endpoints after the services go
+        time.sleep(POLL)  # the nodes remove the tasks' endpoints after the services go

@@ -119,8 +119,13 @@ def test_the_profiles_timeout_removes_the_job(clean_swarm: Swarm) -> None:
     assert re.search(r"^worker 0: timeout, exit 124", done.stderr, re.M), done.stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupt_leaves_nothing_behind(clean_swarm: Swarm, signum: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "times"),
+    [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 2)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-twice"],
+)
+def test_an_interrupt_leaves_nothing_behind(clean_swarm: Swarm, signum: int, times: int) -> None:
+    # Twice: a second Ctrl-C, pressed while the first one's clean-up runs, waits for it.
     args = ("run", "shard", "--swarm", "--workers", "3", "-p", str(POLICIES), "--", "sleep", "60")
     with spawned(*args, env=clean_swarm.env()) as proc:
         wait_for(
@@ -130,7 +135,8 @@ def test_an_interrupt_leaves_nothing_behind(clean_swarm: Swarm, signum: int) -> 
             "three running tasks",
             deadline=60,
         )
-        proc.send_signal(signum)
+        for _ in range(times):
+            proc.send_signal(signum)
         _, err = proc.communicate(timeout=90)
     assert proc.returncode == (130 if signum == signal.SIGINT else 143), err
     assert not has_traceback(err)
