@@ -5,7 +5,9 @@ every setting of a profile, one of three things: it `expresses` it, it `cannot_e
 profile that declares it is refused, by name, before anything is built), or it `leaves` it to
 `policy run` (rendered without it, and the user is told so). `tests/engine/test_renderers.py`
 checks that every renderer accounts for every setting, so a new profile key cannot be dropped
-silently by a target that forgot it.
+silently by a target that forgot it. The Swarm renderer (`engine.render.swarm`) has a fourth
+declaration, `proved_by_node`: settings each node enforces itself, which the launcher proves on
+every node or stops the job; anything it does not declare it refuses.
 """
 
 from __future__ import annotations
