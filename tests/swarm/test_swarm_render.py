@@ -3,6 +3,7 @@ kept by the launcher or refused by name, and a setting nobody declared is refuse
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,23 @@ def test_the_stored_spec_comparison_names_a_dropped_or_changed_field() -> None:
         )
         == []
     )
+
+
+def test_what_a_2010_manager_adds_by_itself_is_not_drift_and_a_later_key_is() -> None:
+    from engine.launcher.swarm_verify import spec_drift
+
+    # Recorded from a 20.10 manager: the spec stored for one that was sent without Isolation,
+    # ForceUpdate, Runtime (the manager's own defaults).
+    stored = json.loads((Path(__file__).parent / "data" / "stored-spec-20.10.json").read_text())
+    sent = json.loads(json.dumps(stored))
+    for key in ("Isolation",):
+        del sent["TaskTemplate"]["ContainerSpec"][key]
+    for key in ("ForceUpdate", "Runtime"):
+        del sent["TaskTemplate"][key]
+    assert spec_drift(sent, stored) == []
+    stored["TaskTemplate"]["ContainerSpec"]["CapabilityAdd"] = ["CAP_SYS_ADMIN"]
+    stored["TaskTemplate"]["ContainerSpec"]["Isolation"] = "hyperv"
+    assert [(d.field, d.actual) for d in spec_drift(sent, stored)] == [
+        ("TaskTemplate.ContainerSpec.Isolation", "hyperv"),
+        ("TaskTemplate.ContainerSpec.CapabilityAdd", ["CAP_SYS_ADMIN"]),
+    ]
