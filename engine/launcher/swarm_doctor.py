@@ -45,7 +45,20 @@ def _node_lines(node: NodeDoc, engine: Engine | None) -> tuple[list[str], bool]:
     return lines, seccomp
 
 
-def _profile_lines(policy: Policy, name: str) -> tuple[list[str], bool]:
+def _missing_images(profile_image: str, nodes: list[tuple[NodeDoc, Engine]]) -> list[str]:
+    """The nodes a task may land on that lack the image (they have no registry to pull from)."""
+    missing = []
+    for node, engine in nodes:
+        try:
+            engine.inspect_image(profile_image)
+        except EngineError:
+            missing.append(f"{node.description.hostname} {node.id[:12]}")
+    return missing
+
+
+def _profile_lines(
+    policy: Policy, name: str, nodes: list[tuple[NodeDoc, Engine]]
+) -> tuple[list[str], bool]:
     profile = policy.profile(name)
     walked = walk(profile, policy.project, "doctor")
     declared = walked.declared
@@ -64,6 +77,11 @@ def _profile_lines(policy: Policy, name: str) -> tuple[list[str], bool]:
         lines[0] = f"FAIL  profile {name}: refused on this swarm"
         lines += [f"      refused: {field}: {why}" for field, why in exc.refused]
         return lines, False
+    missing = _missing_images(profile.image, nodes)
+    if missing:
+        lines[0] = f"FAIL  profile {name}: image {profile.image} missing on {', '.join(missing)}"
+        lines.append("      fix: docker save IMAGE | docker -H NODE load, on each of them")
+        return lines, False
     lines[0] = f"ok    profile {name}: can run with --swarm"
     return lines, True
 
@@ -79,8 +97,9 @@ def report(
         more, ok = _node_lines(node, engines.get(node.id))
         lines += more
         failed += not ok
+    reachable = [(n, engines[n.id]) for n in nodes if n.schedulable and n.id in engines]
     for name in names:
-        more, ok = _profile_lines(policy, name)
+        more, ok = _profile_lines(policy, name, reachable)
         lines += more
         failed += not ok
     return lines, failed

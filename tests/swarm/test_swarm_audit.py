@@ -138,3 +138,21 @@ def test_bad_swarm_options_exit_2_with_a_message_and_create_nothing(
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and not has_traceback(done.stderr)
     assert not clean_swarm.docker(0, "service", "ls", "-q")
+
+
+def test_an_image_the_nodes_lack_is_refused_by_run_and_failed_by_doctor(
+    clean_swarm: Swarm, tmp_path: Path
+) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.toml").write_text(
+        (POLICIES / "swarm.toml").read_text()
+        + '\n[profiles.ghost]\nextends = "shard"\nimage = "no-such-image:1"\n'
+    )
+    options = ("-p", str(tmp_path / "policies"))
+    doctor = policy("doctor", "--swarm", "ghost", *options, env=clean_swarm.env())
+    assert doctor.returncode == 1
+    assert "FAIL  profile ghost: image no-such-image:1 missing on" in doctor.stdout
+    run = policy("run", "ghost", "--swarm", *options, "--", "true", env=clean_swarm.env())
+    assert run.returncode == 2 and "no-such-image:1 is not available" in run.stderr, run.stderr
+    assert not has_traceback(run.stderr)
+    assert not clean_swarm.docker(0, "service", "ls", "-q")
