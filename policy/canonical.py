@@ -33,6 +33,9 @@ def canonical_document(profile: Profile) -> dict[str, Any]:
     doc["capabilities"] = sorted(profile.capabilities)
     doc["cap_add"] = list(profile.cap_add)
     doc["cap_drop"] = list(profile.cap_drop)
+    for mount in doc["mounts"]:
+        if mount.get("propagation") is None:
+            del mount["propagation"]  # unset (rprivate): digests as before the key existed
     for spec in doc["tmpfs"].values():
         if spec.get("mode") is not None:
             spec["mode"] = f"{spec['mode']:o}"  # octal, as written

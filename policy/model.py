@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from policy import units
 from policy.errors import UsageError
-from policy.runtime_keys import RuntimeInput, RuntimeProfile
+from policy.runtime_keys import Propagation, RuntimeInput, RuntimeProfile
 
 # Reserved for the labels the engine stamps on launched containers; policy input may not use it.
 LABEL_NAMESPACE = "io.container-policy."
@@ -84,7 +84,6 @@ _IMAGE_RE = re.compile(
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}", re.ASCII)
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,254}", re.ASCII)
-TMPFS_OPTIONS = frozenset({"nosuid", "suid", "nodev", "dev", "noexec", "exec", "ro", "rw"})
 
 
 def _image(value: str) -> str:
@@ -215,6 +214,7 @@ class MountInput(_Input):
     source: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_host_path)]
     target: ContainerPath
     writable: bool = False
+    propagation: Propagation | None = None  # see policy.runtime_keys
 
 
 class HealthcheckInput(_Input):
@@ -306,6 +306,7 @@ class Mount(_Canonical):
     source: str
     target: str
     writable: bool = False
+    propagation: str | None = None  # the engine's rprivate
 
 
 class Healthcheck(_Canonical):

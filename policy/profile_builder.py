@@ -46,6 +46,7 @@ class ProfileBuilder:
         self._check_image(decl, merged)
         self._check_tmpfs(decl, merged, origins)
         self._check_swarm_network(decl, merged, origins)
+        self._check_ports(decl, merged, origins)
         if "seccomp" in merged:
             seccomp = self._resolve_seccomp(decl.name, merged["seccomp"], origins)
             if seccomp is None:
@@ -99,6 +100,20 @@ class ProfileBuilder:
                     "bad-value",
                     'swarm_network says what a Swarm job gets instead of network = "none"; '
                     f"this profile's network is {merged.get('network', 'bridge')!r}",
+                    profile=decl.name,
+                )
+            )
+
+    def _check_ports(self, decl: DeclaredProfile, merged: Settings, origins: Origins) -> None:
+        # The engine refuses to publish a port of a container without a network of its own.
+        network = merged.get("network", "bridge")
+        if merged.get("ports") and network in ("none", "host"):
+            self.problems.append(
+                Diagnostic(
+                    _where(("ports",), origins, decl),
+                    "bad-value",
+                    f'ports: a container on network "{network}" cannot publish ports; use '
+                    '"bridge" or a named network',
                     profile=decl.name,
                 )
             )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from policy.diagnostics import Severity
 from policy.model import Profile
-from policy.runtime_keys import UNLIMITED
+from policy.rule_base import Context, Rule, Violation
+from policy.runtime_rules import RUNTIME_RULES
+
+__all__ = ["RULES", "RULES_BY_ID", "Context", "Rule", "Violation"]
 
 # Sub-paths of these are as sensitive as the path itself (CIS 5.5).
 SENSITIVE_HOST_PATHS = (
@@ -25,37 +26,6 @@ SENSITIVE_HOST_PATHS = (
 )  # fmt: skip
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run")
 ALLOWED_CAP_ADD = frozenset({"NET_BIND_SERVICE"})  # what PSS "restricted" allows adding
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One way a profile breaks a rule; `key` is the profile key to point at."""
-
-    message: str
-    key: tuple[str | int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a rule may need besides the profile: the project directory mounts resolve against."""
-
-    project: Path
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A security rule. `check` yields nothing when the profile complies."""
-
-    id: str
-    title: str
-    severity: Severity
-    help: str
-    cis: str | None
-    pss: str | None
-    check: Callable[[Profile, Context], Iterator[Violation]]
-    # Judges what a policy declares, not what a container shows (a running container has no
-    # declared timeout): the audit of running containers skips it.
-    declared_only: bool = False
 
 
 def _host_path(source: str, ctx: Context) -> str:
@@ -145,21 +115,6 @@ _no_memory = _unset("memory", "no memory limit")
 _no_cpus = _unset("cpus", "no CPU limit")
 _no_pids = _unset("pids_limit", "no pids limit: a fork bomb can exhaust the host")
 _no_timeout = _unset("timeout", "no timeout: a hung test holds its container forever")
-
-
-# Limits the kernel bounds by default, each guarding a resource of the whole host (processes of
-# the user, locked memory, queued signals and messages, scheduling priority): an override that
-# lifts one is what CIS 5.19 asks a reviewer to look at. (`nofile` cannot be unlimited at all.)
-BOUNDED_ULIMITS = ("memlock", "msgqueue", "nice", "nproc", "rtprio", "sigpending")
-
-
-def _ulimit_unlimited(p: Profile, ctx: Context) -> Iterator[Violation]:
-    for name, limit in sorted(p.ulimits.items()):
-        if name in BOUNDED_ULIMITS and limit.hard == UNLIMITED:
-            yield Violation(
-                f"the {name} ulimit is unlimited: the engine's bound on it is lifted",
-                ("ulimits", name),
-            )
 
 
 def _docker_socket(p: Profile, ctx: Context) -> Iterator[Violation]:
@@ -320,15 +275,6 @@ RULES: tuple[Rule, ...] = (
         _no_pids,
     ),
     Rule(
-        "ulimit-unlimited",
-        "Ulimit lifted",
-        W,
-        'Give the ulimit a bound, for example `ulimits = { nproc = 4096 }`, not "unlimited".',
-        "5.19",
-        None,
-        _ulimit_unlimited,
-    ),
-    Rule(
         "no-timeout",
         "No timeout",
         W,
@@ -365,5 +311,6 @@ RULES: tuple[Rule, ...] = (
         None,
         _project_writable,
     ),
+    *RUNTIME_RULES,
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}

@@ -7,7 +7,8 @@
 # 2. a Docker engine that answers (scripts/ensure-engine.sh installs Debian's docker.io and
 #    starts dockerd when missing and run as root; otherwise it says what to do);
 #    and what the swarm tests' swarm needs (scripts/ensure-swarm.sh: iproute2, nsenter);
-# 3. the local test images (scripts/build-test-images.sh; no registry is used);
+# 3. the local test images (scripts/build-test-images.sh; no registry is used) and a headless
+#    Chromium for the HTML report (scripts/ensure-chromium.sh);
 # 4. lint: ruff format --check, ruff check, mypy --strict;
 # 5. pytest, with the engine tests. With CI=true they are never skipped: a missing engine
 #    fails them.
@@ -27,6 +28,7 @@ log "installing the package with its test extras"
 scripts/ensure-engine.sh
 scripts/ensure-swarm.sh
 scripts/build-test-images.sh
+scripts/ensure-chromium.sh  # the HTML report's test opens it in headless Chromium
 
 log "lint: ruff format --check, ruff check, mypy --strict"
 .venv/bin/ruff format --check .

@@ -1,7 +1,8 @@
 """A command pays only for the imports it needs: `policy --version` and a warm `policy validate`
 import neither pydantic nor the docker SDK nor loguru; `policy audit` and `policy run` on a local
 engine never import the docker SDK (they speak the Engine API with the standard library), and a
-passing run that logs nothing does not import loguru."""
+passing run that logs nothing does not import loguru; matplotlib and jinja2 come with
+`policy report --format html` alone."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def imported(tmp_path: Path, *argv: str) -> set[str]:
 
 SDK = {"docker", "requests", "urllib3"}
 HEAVY = SDK | {"pydantic", "pydantic_core", "loguru", "cerberus"}
+PLOTS = {"matplotlib", "jinja2", "markupsafe", "numpy", "engine.report.usage.queries"}
 
 
 def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -72,3 +74,27 @@ def test_audit_and_run_on_a_local_engine_never_import_the_docker_sdk(
     assert "loguru" not in run, "a run that logs nothing imported loguru"
     swarm = {m for m in run if "swarm" in m}
     assert not swarm, f"a run on one engine imported the Swarm modules: {swarm}"
+    assert not run & PLOTS, run & PLOTS  # the report's libraries stay off the run path
+
+
+def test_import_engine_and_the_parser_never_import_the_report_libraries() -> None:
+    probe = (
+        "import sys, engine, engine.api, engine.cli.app; engine.cli.app.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('matplotlib', 'jinja2', 'markupsafe', 'numpy') "
+        "or m.startswith(('engine.report.usage.queries', 'engine.report.usage.formats.'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_only_the_html_report_imports_matplotlib_and_jinja2(tmp_path: Path) -> None:
+    from engine.history.sqlite import SqliteStore
+
+    history = tmp_path / "empty.sqlite"
+    SqliteStore(history).prune()  # an empty history with its schema
+    table = imported(tmp_path, "report", "--history", str(history), "--since", "1d")
+    assert "engine.report.usage.formats.table" in table
+    assert not table & {"matplotlib", "jinja2"}, table & {"matplotlib", "jinja2"}

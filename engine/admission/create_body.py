@@ -7,8 +7,8 @@ them: the very function launch verification and the audit use, so the plugin, th
 the audit cannot disagree about what a field means.
 
 What the comparison does not cover must be absent: every other `HostConfig` field has to be the
-engine's default (`--cgroupns host`, `--userns host`, `--device-cgroup-rule`, `--group-add`,
-`--volumes-from`, `--security-opt apparmor=unconfined`, unmasked `/proc` paths...), because no
+engine's default (`--cgroupns host`, `--device-cgroup-rule`, `--group-add`,
+`--volumes-from`, unmasked `/proc` paths...), because no
 profile can ask for it. And nothing of `HostConfig` may sit at the top level of the body: the
 engine reads HostConfig fields there too (`{"Image": ..., "Privileged": true}` with no
 `HostConfig` is a privileged container).
@@ -31,6 +31,7 @@ from engine.backends.interface import (
     HealthcheckDoc,
     HostConfigDoc,
     HostMount,
+    RestartPolicyDoc,
     TmpfsOptionsDoc,
     UlimitDoc,
 )
@@ -52,13 +53,15 @@ TOP_LEVEL = frozenset(n.lower() for n in (*FREE_CONFIG, *COMPARED_CONFIG)) | {
 COMPARED_HOST = (*(f.alias for f in HostConfigDoc.model_fields.values() if f.alias), "Binds")
 # `HostConfig` fields with no bearing on isolation, sent by `docker run` as it pleases.
 HARMLESS_HOST = (
-    "AutoRemove", "ConsoleSize", "ContainerIDFile", "LogConfig", "RestartPolicy", "Dns",
+    "AutoRemove", "ConsoleSize", "ContainerIDFile", "LogConfig", "Dns",
     "DnsOptions", "DnsSearch", "ExtraHosts", "Init",
 )  # fmt: skip
 # Defaults that are not Go's zero value: `null` means the engine's masked paths, `[]` none.
 NULL_ONLY = frozenset({"maskedpaths", "readonlypaths"})
 UNSET = {"memoryswappiness": (None, -1)}
-SECURITY_OPTIONS = ("no-new-privileges", "seccomp=", "seccomp:")
+SECURITY_OPTIONS = (
+    "no-new-privileges", "seccomp=", "seccomp:", "apparmor=", "apparmor:", "label=", "label:",
+)  # fmt: skip
 BIND_OPTIONS = frozenset(
     {"ro", "rw", "shared", "slave", "private", "rshared", "rslave", "rprivate"}
 )
@@ -154,8 +157,8 @@ def _host_config(host: Folded) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     for opt in host.get("securityopt") or []:
         if not isinstance(opt, str) or not opt.startswith(SECURITY_OPTIONS):
             raise UnreadableRequest(
-                f"HostConfig.SecurityOpt {opt!r}: only no-new-privileges and seccomp can be "
-                "declared by a profile"
+                f"HostConfig.SecurityOpt {opt!r}: only no-new-privileges, seccomp, apparmor "
+                "and label can be declared by a profile"
             )
     doc = pick(host, _aliases(HostConfigDoc))
     made: list[dict[str, Any]] = []
@@ -168,6 +171,11 @@ def _host_config(host: Folded) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             doc["Mounts"].append(requested)
             if shown is not None:
                 made.append(shown)
+    if host.get("restartpolicy") is not None:
+        # The engine reads nested fields case-insensitively too: fold before picking.
+        doc["RestartPolicy"] = pick(
+            fold(host["restartpolicy"], "HostConfig.RestartPolicy"), _aliases(RestartPolicyDoc)
+        )
     if host.get("ulimits"):
         if not isinstance(host["ulimits"], list):
             raise UnreadableRequest("HostConfig.Ulimits: expected a list")

@@ -6,6 +6,7 @@ rules judge what actually runs, as docker-bench-security does for every containe
 
 from __future__ import annotations
 
+from engine.audit import observe_runtime
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, ImageConfig
 from policy import units
@@ -39,7 +40,12 @@ def profile_from_inspect(
         for path, spec in s["tmpfs"].items()
     }
     mounts = tuple(
-        Mount(source=str(m["source"]), target=str(m["target"]), writable=m["writable"])
+        Mount(
+            source=str(m["source"]),
+            target=str(m["target"]),
+            writable=m["writable"],
+            propagation=m.get("propagation"),
+        )
         for m in s["mounts"]
     )
     return Profile(
@@ -65,6 +71,10 @@ def profile_from_inspect(
         workdir=s["workdir"],
         labels=s["labels"],
         ulimits={name: Ulimit(**limits) for name, limits in s["ulimits"].items()},
+        # A binding that cannot be read is left to the drift comparison (it shows as text).
+        ports=tuple(x for x in observe_runtime.ports(host) if not isinstance(x, str)),
+        devices=tuple(observe_runtime.devices(host)),
+        **{**observe_runtime.runtime_scalars(host), "selinux": tuple(s["selinux"])},
     )
 
 

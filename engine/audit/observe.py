@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.audit.observe_runtime import runtime_settings
 from engine.backends.interface import ContainerInspect, HostConfigDoc, ImageConfig
 from engine.labels import user_labels
 from engine.render.settings import (
@@ -145,10 +146,5 @@ def observed_settings(inspect: ContainerInspect, image: ImageConfig | None) -> S
         "workdir": config.working_dir or None,
         "healthcheck": normalise_healthcheck(config.healthcheck),
         "labels": net_of_image(user_labels(config.labels), user_labels(image.labels)),
-        "devices": sorted(f"{d.path_on_host}:{d.path_in_container}" for d in host.devices or []),
-        "ports": sorted((host.port_bindings or {}).keys()),
-        "ulimits": {
-            u.name: {"soft": u.soft, "hard": u.hard}
-            for u in sorted(host.ulimits or [], key=lambda u: u.name)
-        },
+        **runtime_settings(host),
     }

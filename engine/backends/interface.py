@@ -74,12 +74,18 @@ class HostMount(_Document):
 class DeviceDoc(_Document):
     path_on_host: str | None = Field(None, alias="PathOnHost")
     path_in_container: str | None = Field(None, alias="PathInContainer")
+    cgroup_permissions: str | None = Field(None, alias="CgroupPermissions")
 
 
 class UlimitDoc(_Document):
     name: str = Field(alias="Name")
     soft: int = Field(alias="Soft")
     hard: int = Field(alias="Hard")
+
+
+class RestartPolicyDoc(_Document):
+    name: str | None = Field(None, alias="Name")
+    maximum_retry_count: int | None = Field(None, alias="MaximumRetryCount")
 
 
 class HostConfigDoc(_Document):
@@ -102,6 +108,11 @@ class HostConfigDoc(_Document):
     devices: list[DeviceDoc] | None = Field(None, alias="Devices")
     port_bindings: dict[str, Any] | None = Field(None, alias="PortBindings")
     ulimits: list[UlimitDoc] | None = Field(None, alias="Ulimits")
+    restart_policy: RestartPolicyDoc | None = Field(None, alias="RestartPolicy")
+    sysctls: dict[str, str] | None = Field(None, alias="Sysctls")
+    cgroup_parent: str | None = Field(None, alias="CgroupParent")
+    userns_mode: str | None = Field(None, alias="UsernsMode")
+    oom_kill_disable: bool | None = Field(None, alias="OomKillDisable")
 
 
 class MountPoint(_Document):

@@ -22,7 +22,13 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.cli import admission_commands, audit_commands, launch_commands, policy_commands
+    from engine.cli import (
+        admission_commands,
+        audit_commands,
+        launch_commands,
+        policy_commands,
+        report_commands,
+    )
 
     parser = Parser(
         prog="policy",
@@ -38,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch_commands.register(sub)
     audit_commands.register(sub)
     admission_commands.register(sub)
+    report_commands.register(sub)
     return parser
 
 

@@ -197,40 +197,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_workers(args: argparse.Namespace) -> int:
     from engine.backends import connect
+    from engine.launcher.board import Board
     from engine.launcher.workers import run_workers, shard_specs
 
     specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
     fail_on_violation = _fail_on_violation(args, specs[0].profile)
     engine = connect()
     engine.version()  # connect (and fail clearly) once, before the workers start
-    tty = sys.stderr.isatty()
-
-    def progress(done: int, count: int) -> None:
-        if tty:
-            print(
-                f"\r{done}/{count} workers done", end="\n" if done == count else "", file=sys.stderr
-            )
-
-    outcomes = run_workers(engine, specs, progress, monitor=args.monitor)
+    # A terminal gets the board redrawn in place; a CI log one line per finished worker.
+    with Board(len(specs), sys.stderr, sys.stderr.isatty()) as board:
+        outcomes = run_workers(
+            engine, specs, board.done, monitor=args.monitor, on_start=board.started
+        )
     return summarise(outcomes, fail_on_violation)
 
 
 def summarise(outcomes: list[RunResult | Error], fail_on_violation: bool) -> int:
-    """Each worker's line (and a failing one's last output) on stderr; the combined exit."""
+    """A failing worker's last output (and violations) on stderr; the combined exit. Each
+    worker's own line was printed as it ended (`engine.launcher.board`)."""
     from engine.launcher.workers import combined_exit
 
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Error):
-            print(f"worker {index}: error: {outcome}", file=sys.stderr)
-            continue
-        print(
-            f"worker {index}: {outcome.outcome}, exit {outcome.exit_code}, {outcome.duration:.1f}s",
-            file=sys.stderr,
-        )
-        if outcome.exit_code != 0:
-            for line in outcome.output.splitlines()[-10:]:
+            continue  # its line said it
+        tail = outcome.output.splitlines()[-10:] if outcome.exit_code != 0 else []
+        if tail:
+            print(f"worker {index}: the last lines of its output:", file=sys.stderr)
+            for line in tail:
                 print(f"  | {line}", file=sys.stderr)
-        _print_usage(outcome, "  ")
+        if outcome.usage is not None and outcome.usage.violations:
+            print(f"worker {index}:", file=sys.stderr)
+            _print_usage(outcome, "  ")
     return combined_exit(outcomes, lambda result: _exit_code(result, fail_on_violation))
 
 

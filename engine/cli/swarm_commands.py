@@ -25,6 +25,7 @@ def _connect(args: argparse.Namespace) -> tuple[SwarmEngine, dict[str, Engine]]:
 
 def run_swarm(args: argparse.Namespace) -> int:
     from engine.cli.launch_commands import summarise
+    from engine.launcher.board import finished_line
     from engine.launcher.swarm_job import run_job
     from engine.launcher.workers import shard_specs
     from policy.errors import UsageError
@@ -42,6 +43,8 @@ def run_swarm(args: argparse.Namespace) -> int:
         print(f"[{worker}] verified on node {node}", file=sys.stderr, flush=True)
 
     outcomes = run_job(manager, engines, specs, line, verified)
+    for index, outcome in enumerate(outcomes):  # after the output: no board between its lines
+        print(finished_line(index, outcome), file=sys.stderr)
     return summarise(list(outcomes), fail_on_violation=False)
 
 

@@ -54,9 +54,11 @@ def run(
     keep: bool = False,
     on_timeout: Callable[[float], None] | None = None,
     monitor: bool = True,
+    on_start: Callable[[Sampler | None], None] | None = None,
 ) -> RunResult:
     """Launch, stream, sample (unless `monitor=False`), wait (with the profile's timeout) and
-    remove; see the module docstring."""
+    remove; see the module docstring. `on_start` is told the container started (and its
+    sampler, for a live view: `launcher/board.py`)."""
     at = _Progress()
     try:
         at.container = create_verified(engine, spec)
@@ -67,6 +69,8 @@ def run(
             from engine.monitor.sampler import Sampler
 
             at.sampler = Sampler(engine, at.container, spec.profile).start()
+        if on_start:
+            on_start(at.sampler)
         try:
             at.exit_code = engine.wait(at.container, spec.profile.timeout)
         except TimeoutError:

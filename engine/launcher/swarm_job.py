@@ -208,6 +208,11 @@ def _look_at(job: _Job, index: int, worker: _Worker, task: TaskDoc) -> None:
             ) from None
     if node is not None and not worker.verified and task.status.container.container_id:
         drifts, read = sv.task_drift(node.engine, task, worker.spec, job.network)
+        if not read and task.ended and sv.never_started(node.engine, task):
+            # The node could not start it (nothing ran): that worker's error, not a drift.
+            worker.ended, worker.verified = True, True
+            worker.error = f"node {node.label} could not start it: {task.status.err}"
+            return
         if not read and task.ended:
             drifts += sv.unproved(worker.spec)
             read = True

@@ -196,6 +196,13 @@ def task_drift(
     return drifts, False
 
 
+def never_started(engine: Engine, task: TaskDoc) -> bool:
+    """Whether the task's container was created and never started (its start failed)."""
+    container = task.status.container.container_id
+    inspect = engine.inspect_if_exists(container) if container else None
+    return inspect is not None and inspect.state.status == "created"
+
+
 def unproved(spec: LaunchSpec) -> list[Drift]:
     """What a task whose process could not be read leaves unproved."""
     if not spec.profile.no_new_privileges:

@@ -16,7 +16,7 @@ from engine.backends.interface import ContainerInspect, Engine, ImageInspect
 from engine.launcher.mounts import prepare_mounts
 from engine.launcher.spec import LaunchSpec, VerificationError
 from engine.logs import logger
-from engine.render.interface import render
+from engine.render.interface import Unexpressible, render
 from engine.render.request import EngineRequest
 from engine.render.settings import ExpectedSettings
 from policy.errors import EngineError
@@ -60,9 +60,34 @@ def tmpfs_modes(engine: Engine, spec: LaunchSpec, container: str) -> list[Drift]
     return drifts
 
 
+# Profile field -> the engine security option that must be enabled for it to mean anything: an
+# engine without AppArmor accepts `apparmor=PROFILE` and ignores it, so it is refused by name.
+NEEDS_SECURITY = {"apparmor": "apparmor", "selinux": "selinux"}
+
+
+def refuse_unsupported(engine: Engine, spec: LaunchSpec) -> None:
+    """`Unexpressible` when the profile declares AppArmor or SELinux options that the engine
+    (its info's `SecurityOptions`) cannot apply."""
+    needed = {f: n for f, n in NEEDS_SECURITY.items() if getattr(spec.profile, f)}
+    if not needed:
+        return
+    options = engine.info().security_options or []
+    # `name=seccomp,profile=default` (API >= 1.26) or a bare `seccomp` (older engines).
+    enabled = {opt.split(",")[0].removeprefix("name=") for opt in options}
+    refused = [
+        (field, f"this engine does not support {name} (its SecurityOptions: "
+         f"{', '.join(options) or 'none'}), so the profile's {field} would not apply")
+        for field, name in needed.items()
+        if name not in enabled
+    ]  # fmt: skip
+    if refused:
+        raise Unexpressible("a container of this engine", spec.profile.name, refused)
+
+
 def create_verified(engine: Engine, spec: LaunchSpec, tty: bool = False) -> str:
     """Create the container and verify it; on any failure it is removed and nothing started."""
     image = engine.inspect_image(spec.walked.image)  # a clear error first
+    refuse_unsupported(engine, spec)
     prepare_mounts(spec.profile, spec.project)
     body = render(EngineRequest(tty), spec.walked).value
     try:

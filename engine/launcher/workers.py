@@ -12,12 +12,16 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.backends.interface import Engine
 from engine.launcher.run import run
 from engine.launcher.spec import LaunchSpec, RunResult
 from engine.logs import logger
 from policy.errors import EngineError, Error
+
+if TYPE_CHECKING:
+    from engine.monitor.sampler import Sampler
 
 USAGE = 2
 
@@ -40,24 +44,34 @@ def shard_specs(base: LaunchSpec, count: int) -> list[LaunchSpec]:
 def run_workers(
     engine: Engine,
     specs: list[LaunchSpec],
-    on_done: Callable[[int, int], None] | None = None,
+    on_done: Callable[[int, WorkerOutcome], None] | None = None,
     monitor: bool = True,
+    on_start: Callable[[int, Sampler | None], None] | None = None,
 ) -> list[WorkerOutcome]:
     """Run every spec at once (each sampled unless `monitor=False`); the outcomes in the order
-    of `specs`. Ctrl-C removes them all."""
+    of `specs`. `on_start(index, sampler)` when a worker's container starts, `on_done(index,
+    outcome)` as each ends (from the workers' threads). Ctrl-C removes them all."""
     results: dict[int, WorkerOutcome] = {}
     pool = cf.ThreadPoolExecutor(max_workers=len(specs))
+
+    def started(index: int) -> Callable[[Sampler | None], None] | None:
+        if on_start is None:
+            return None
+        return lambda sampler: on_start(index, sampler)
+
     try:
         futures = {
-            pool.submit(run, engine, spec, monitor=monitor): i for i, spec in enumerate(specs)
+            pool.submit(run, engine, spec, monitor=monitor, on_start=started(i)): i
+            for i, spec in enumerate(specs)
         }
         for future in cf.as_completed(futures):
+            index = futures[future]
             try:
-                results[futures[future]] = future.result()
+                results[index] = future.result()
             except Error as exc:
-                results[futures[future]] = exc
+                results[index] = exc
             if on_done:
-                on_done(len(results), len(specs))
+                on_done(index, results[index])
     except KeyboardInterrupt:
         logger.warning(f"interrupted: stopping {len(specs)} workers")
         for spec in specs:

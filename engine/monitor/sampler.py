@@ -14,6 +14,7 @@ What sampling costs is the CPU time of this thread (`time.thread_time`), in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import threading
@@ -45,23 +46,31 @@ JOIN = 5.0  # seconds `finish` waits for the thread's last reads
 
 
 class Sampler:
-    """Samples container `container` on `engine` every `thresholds.interval` seconds."""
+    """Samples container `container` on `engine` every `thresholds.interval` seconds, judged
+    against `profile` (a launch), or against `limits` and `thresholds` (`policy monitor`, for
+    a container already running, whose limits are read from the engine)."""
 
     def __init__(
         self,
         engine: Engine,
         container: str,
-        profile: Profile,
+        profile: Profile | None,
         *,
         local: bool | None = None,  # None: local when the process is visible here
         proc: Path = PROC,
+        limits: Limits | None = None,
+        thresholds: Monitor | None = None,
     ) -> None:
         self.engine = engine
         self.container = container
-        self.thresholds: Monitor = profile.monitor
-        self.limits = Limits(profile.memory, profile.cpus, profile.pids_limit)
-        self.timeout = profile.timeout
-        self.interval = profile.monitor.interval
+        if profile is not None:
+            self.thresholds: Monitor = profile.monitor
+            self.limits = Limits(profile.memory, profile.cpus, profile.pids_limit)
+            self.timeout = profile.timeout
+        else:
+            assert limits is not None and thresholds is not None
+            self.thresholds, self.limits, self.timeout = thresholds, limits, None
+        self.interval = self.thresholds.interval
         self.local = local
         self.proc = proc
         self.seen = Observed()
@@ -212,6 +221,25 @@ class Sampler:
         self.seen.lifetime = now
 
     # -- the launcher's side ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread still samples (it ends with the container's main process)."""
+        return self._thread.is_alive()
+
+    def wait(self, seconds: float) -> None:
+        """Return after `seconds`, or sooner when sampling ends."""
+        self._thread.join(seconds)
+
+    def snapshot(self, duration: float) -> Usage:
+        """The usage so far, while it runs: sampled figures (the kernel's counters are read at
+        the end), and the violations they show already."""
+        seen = self.seen
+        now = dataclasses.replace(
+            seen, samples=list(seen.samples), live=list(seen.live), stale=set(seen.stale)
+        )
+        usage = build_usage(now, self.limits, duration, self.interval)
+        return with_violations(usage, self.thresholds, Ending(timeout=self.timeout))
 
     def finish(self, duration: float, *, timed_out: bool, oom_killed: bool) -> Usage:
         """Stop sampling (the container has ended or is about to be removed) and judge the run."""

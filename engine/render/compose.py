@@ -63,6 +63,13 @@ class Compose(Renderer[dict[str, Any]]):
             "mem_limit": p.memory,
             "cpu_period": CPU_PERIOD if walked.cpu_quota is not None else None,
             "cpu_quota": walked.cpu_quota,
+            "ports": [x.text for x in p.ports] or None,
+            "restart": None if p.restart == "no" else p.restart,
+            "sysctls": dict(sorted(p.sysctls.items())) or None,
+            "cgroup_parent": p.cgroup_parent,
+            "userns_mode": "host" if p.userns == "host" else None,
+            "oom_kill_disable": p.oom_kill_disable or None,
+            "devices": [d.text for d in p.devices] or None,
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
             }
@@ -74,6 +81,7 @@ class Compose(Renderer[dict[str, Any]]):
                     "source": m.source,
                     "target": m.target,
                     "read_only": not m.writable,
+                    **({"bind": {"propagation": m.propagation}} if m.propagation else {}),
                 }
                 for m in walked.mounts
             ]

@@ -25,10 +25,12 @@ class DockerRun(Renderer[list[str]]):
     """See `Renderer`."""
 
     target = "a docker run line"
-    expresses = frozenset(SETTINGS) - {"timeout", "healthcheck"} - SWARM_ONLY
+    expresses = frozenset(SETTINGS) - {"timeout", "healthcheck", "restart"} - SWARM_ONLY
     cannot_express = refusing(
         healthcheck="an exec-form healthcheck can only be given to `docker run` through a "
-        "shell (--health-cmd); use --as compose or `policy run`"
+        "shell (--health-cmd); use --as compose or `policy run`",
+        restart="`docker run --rm` cannot be combined with --restart; use --as compose or "
+        "`policy run`",
     )
     leaves = leaving(timeout=timeout_note, swarm_network=swarm_only_note)
 
@@ -55,6 +57,15 @@ class DockerRun(Renderer[list[str]]):
             # Quota and period rather than --cpus: the same limit, but the engine does not refuse
             # a profile that allows more CPUs than this particular host has.
             argv += ["--cpu-period", str(CPU_PERIOD), "--cpu-quota", str(walked.cpu_quota)]
+        argv += [x for port in p.ports for x in ("--publish", port.text)]
+        argv += [x for k, v in sorted(p.sysctls.items()) for x in ("--sysctl", f"{k}={v}")]
+        if p.cgroup_parent is not None:
+            argv += ["--cgroup-parent", p.cgroup_parent]
+        if p.userns == "host":
+            argv += ["--userns", "host"]
+        if p.oom_kill_disable:
+            argv.append("--oom-kill-disable")
+        argv += [x for d in p.devices for x in ("--device", d.text)]
         argv += [
             x
             for name, u in sorted(p.ulimits.items())
@@ -63,6 +74,8 @@ class DockerRun(Renderer[list[str]]):
         argv += [x for t in walked.tmpfs for x in ("--tmpfs", f"{t.target}:{t.option_string}")]
         for m in walked.mounts:
             fields = ["type=bind", f"source={m.source}", f"target={m.target}"]
+            if m.propagation:
+                fields.append(f"bind-propagation={m.propagation}")
             argv += ["--mount", _csv(fields if m.writable else [*fields, "readonly"])]
         argv += [x for k, v in sorted(walked.env.items()) for x in ("--env", f"{k}={v}")]
         if p.workdir is not None:

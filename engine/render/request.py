@@ -28,6 +28,9 @@ def security_options(profile: Profile, seccomp: str | None) -> list[str]:
         out.append("seccomp=unconfined")
     elif profile.seccomp.mode == "custom" and seccomp is not None:
         out.append("seccomp=" + seccomp)
+    if profile.apparmor is not None:
+        out.append("apparmor=" + profile.apparmor)
+    out.extend("label=" + option for option in profile.selinux)
     return out
 
 
@@ -52,6 +55,22 @@ NAMESPACE_KEYS = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode"}
 
 def _ns(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1e9)
+
+
+def _restart_policy(restart: str) -> dict[str, Any] | None:
+    if restart == "no":
+        return None
+    name, _, count = restart.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def _port_bindings(p: Profile) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for x in p.ports:
+        out.setdefault(f"{x.container}/{x.protocol}", []).append(
+            {"HostIp": x.host, "HostPort": str(x.host_port or "")}
+        )
+    return out
 
 
 def _drop_none(doc: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +107,9 @@ class EngineRequest(Renderer[CreateBody]):
                         "Source": m.source,
                         "Type": "bind",
                         "ReadOnly": not m.writable,
+                        **(
+                            {"BindOptions": {"Propagation": m.propagation}} if m.propagation else {}
+                        ),
                     }
                     for m in walked.mounts
                 ]
@@ -96,6 +118,21 @@ class EngineRequest(Renderer[CreateBody]):
                 "Memory": p.memory,
                 "CpuPeriod": CPU_PERIOD if p.cpus is not None else None,
                 "CpuQuota": walked.cpu_quota,
+                "PortBindings": _port_bindings(p) or None,
+                "RestartPolicy": _restart_policy(p.restart),
+                "Sysctls": dict(p.sysctls) or None,
+                "CgroupParent": p.cgroup_parent,
+                "UsernsMode": "host" if p.userns == "host" else None,
+                "OomKillDisable": p.oom_kill_disable or None,
+                "Devices": [
+                    {
+                        "PathOnHost": d.host,
+                        "PathInContainer": d.container,
+                        "CgroupPermissions": d.permissions,
+                    }
+                    for d in p.devices
+                ]
+                or None,
                 "Ulimits": [
                     {"Name": name, "Soft": u.soft, "Hard": u.hard}
                     for name, u in sorted(p.ulimits.items())
@@ -125,6 +162,7 @@ class EngineRequest(Renderer[CreateBody]):
                 "Env": [f"{k}={v}" for k, v in walked.env.items()] or None,
                 "Labels": walked.labels,
                 "Healthcheck": healthcheck,
+                "ExposedPorts": {f"{x.container}/{x.protocol}": {} for x in p.ports} or None,
                 "Tty": self.tty,
                 "OpenStdin": self.tty,
                 "StdinOnce": False,

@@ -16,6 +16,7 @@ from engine.labels import user_labels
 from engine.render.interface import Renderer, leaving, swarm_only_note
 from engine.render.walk import SETTINGS, SWARM_ONLY, Walked
 from policy import units
+from policy.runtime_rules import engine_disables_labels
 
 Settings = dict[str, Any]
 ALL_CAPABILITIES = sorted(units.CAPABILITIES)
@@ -108,6 +109,7 @@ class ExpectedSettings(Renderer[Settings]):
                         "source": str(Path(m.source).resolve()),
                         "target": m.target,
                         "writable": m.writable,
+                        **({"propagation": m.propagation} if m.propagation else {}),
                     }
                     for m in walked.mounts
                 ),
@@ -117,8 +119,15 @@ class ExpectedSettings(Renderer[Settings]):
             "workdir": p.workdir or img.working_dir or None,
             "healthcheck": _healthcheck(walked, img),
             "labels": net_of_image({**image_labels, **p.labels}, image_labels),
-            "devices": [],
-            "ports": [],
+            "devices": sorted(d.text for d in p.devices),
+            "ports": sorted(x.text for x in p.ports),
+            "restart": p.restart,
+            "sysctls": dict(sorted(p.sysctls.items())),
+            "cgroup_parent": p.cgroup_parent,
+            "userns": p.userns,
+            "oom_kill_disable": p.oom_kill_disable,
+            "apparmor": p.apparmor,
+            "selinux": list(p.selinux) or (["disable"] if engine_disables_labels(p) else []),
             "ulimits": {
                 name: {"soft": u.soft, "hard": u.hard} for name, u in sorted(p.ulimits.items())
             },

@@ -62,6 +62,15 @@ _REASONS = {
     "uts": "a service cannot join the host's uts namespace",
     "seccomp": f"a service has no seccomp profile of its own before API 1.44 (the manager "
     f"speaks {API_VERSION}); only the node's default profile can be proved",
+    "apparmor": "a service has no AppArmor profile of its own before API 1.44",
+    "ports": "a job's tasks publish nothing (a service publishes through the routing mesh)",
+    "devices": "a service cannot be given host devices at API 1.41",
+    "restart": "a job's tasks never restart: a failed shard is a failed shard",
+    "userns": "a service cannot choose its user namespace",
+    "cgroup_parent": "a service cannot choose its cgroup parent",
+    "oom_kill_disable": "a service cannot disable the OOM killer",
+    "selinux": "not spelled by the Swarm renderer yet (Privileges.SELinuxContext)",
+    "sysctls": "not spelled by the Swarm renderer yet (ContainerSpec.Sysctls)",
 }
 LEAVES = leaving(timeout=lambda _: "the launcher enforces the timeout: a service has none")
 # Everything else: refused, named, with the reason below unless `_REASONS` has a better one.
@@ -190,6 +199,7 @@ def _mounts(walked: Walked) -> list[dict[str, Any]]:
                 "Source": m.source,
                 "Target": m.target,
                 "ReadOnly": None if m.writable else True,
+                "BindOptions": {"Propagation": m.propagation} if m.propagation else None,
             }
         )
         for m in walked.mounts

@@ -52,12 +52,16 @@ def _value(profile: Profile, name: str) -> Any:
         return units.format_size(value)
     if name == "timeout":
         return units.format_duration(value)
-    if name in ("cap_drop", "cap_add"):
+    if name in ("cap_drop", "cap_add", "selinux"):
         return list(value)
     if name == "tmpfs":
         return {path: _tmpfs(spec) for path, spec in value.items()}
     if name == "mounts":
-        return [{"source": m.source, "target": m.target, "writable": m.writable} for m in value]
+        return [
+            {"source": m.source, "target": m.target, "writable": m.writable}
+            | ({"propagation": m.propagation} if m.propagation else {})
+            for m in value
+        ]
     if name == "healthcheck":
         check = value.model_dump(exclude_none=True)
         check["test"] = list(value.test)
@@ -65,8 +69,10 @@ def _value(profile: Profile, name: str) -> Any:
             if key in check:
                 check[key] = units.format_duration(check[key])
         return check
-    if name in ("env", "labels"):
+    if name in ("env", "labels", "sysctls"):
         return dict(value)
+    if name in ("ports", "devices"):
+        return [item.model_dump(exclude_none=True) for item in value]
     if name == "ulimits":
         return {
             n: format_ulimit(u.soft)

@@ -59,6 +59,7 @@ class BindMount:
     source: str  # absolute host path
     target: str
     writable: bool
+    propagation: str | None = None  # the engine's rprivate
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def walk(
         command=command,
         env={**profile.env, **(env or {})},
         mounts=tuple(
-            BindMount(_mount_source(project, m.source), m.target, m.writable)
+            BindMount(_mount_source(project, m.source), m.target, m.writable, m.propagation)
             for m in profile.mounts
         ),
         tmpfs=tuple(

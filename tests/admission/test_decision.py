@@ -98,8 +98,23 @@ def test_the_policy_run_body_without_labels_matches_the_default_profile(policy: 
         (lambda b: b["HostConfig"]["Mounts"][0].update(ReadOnly=False), "mounts"),
         (lambda b: b.update(User="0"), "user"),
         (lambda b: b["HostConfig"]["Ulimits"][1].update(Hard=-1, Soft=-1), "ulimits"),
+        # Spelled in lower case: the engine reads nested fields case-insensitively too.
+        (lambda b: b["HostConfig"].update(RestartPolicy={"name": "always"}), "restart"),
+        (lambda b: b["HostConfig"].update(UsernsMode="host"), "userns"),
+        (lambda b: b["HostConfig"].update(Sysctls={"net.ipv4.ip_forward": "1"}), "sysctls"),
     ],
-    ids=["privileged", "cap-add", "pid-host", "memory", "writable-source", "root", "ulimits"],
+    ids=[
+        "privileged",
+        "cap-add",
+        "pid-host",
+        "memory",
+        "writable-source",
+        "root",
+        "ulimits",
+        "restart-lowercase",
+        "userns-host",
+        "sysctls",
+    ],
 )
 def test_a_labelled_create_with_one_other_setting_names_that_field(
     policy: Policy, change: Any, field: str

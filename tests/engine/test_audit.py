@@ -329,7 +329,10 @@ VARIANTS = [
     Variant("workdir", _set("--workdir", "/tmp"), ("workdir",), "/tmp"),
     Variant("labels", _add("--label", "extra=1"), ("labels",), {"extra": "1"}),
     Variant(
-        "devices", _add("--device", "/dev/null:/dev/xnull"), ("devices",), ["/dev/null:/dev/xnull"]
+        "devices",
+        _add("--device", "/dev/null:/dev/xnull"),
+        ("devices",),
+        ["/dev/null:/dev/xnull:rwm"],
     ),
     Variant(
         "ulimits",
@@ -337,8 +340,10 @@ VARIANTS = [
         ("ulimits",),
         {"nofile": {"soft": 1024, "hard": 8192}, "nproc": {"soft": 4096, "hard": 4096}},
     ),
-    Variant("pid", _add("--pid", "host"), ("pid",), "host"),
-    Variant("ipc", _add("--ipc", "host"), ("ipc",), "host"),
+    # The engine disables SELinux labels of a container sharing the host's PID or IPC namespace
+    # (and of a privileged one): it adds `label=disable`, which drifts too.
+    Variant("pid", _add("--pid", "host"), ("pid", "selinux"), "host"),
+    Variant("ipc", _add("--ipc", "host"), ("ipc", "selinux"), "host"),
     Variant("uts", _add("--uts", "host"), ("uts",), "host"),
     Variant(
         "healthcheck",
@@ -355,7 +360,12 @@ VARIANTS = [
         ("network", "ports"),
         "bridge",
     ),
-    Variant("privileged", _add("--privileged"), ("privileged", "capabilities", "seccomp"), True),
+    Variant(
+        "privileged",
+        _add("--privileged"),
+        ("privileged", "capabilities", "seccomp", "selinux"),
+        True,
+    ),
 ]
 
 

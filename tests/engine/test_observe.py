@@ -117,8 +117,8 @@ def test_docker_cli_flags_in_canonical_form(image: dict[str, Any]) -> None:
     assert s["mounts"] == [
         {"type": "bind", "source": "/work/main/docs", "target": "/docs", "writable": False}
     ]
-    assert s["devices"] == ["/dev/null:/dev/xnull"]
-    assert s["ports"] == ["8080/tcp"]
+    assert s["devices"] == ["/dev/null:/dev/xnull:rwm"]
+    assert s["ports"] == ["127.0.0.1::8080/tcp"]  # -p 127.0.0.1::8080: the engine picks the port
     assert s["healthcheck"] == {"test": ["CMD-SHELL", "true"], "interval": 5.0, "retries": 2}
     assert s["env"] == {"EXTRA": "1"}  # PATH=/bin is the image's own
     assert s["labels"] == {"team": "ci"}
@@ -292,7 +292,17 @@ def test_recorded_digest_labels_match_the_recorded_policy(policy: Policy) -> Non
                 "guardrail/networks",
             },
         ),
-        ("unmanaged-mixed", {"cap-drop-all", "cap-add", "writable-root", "guardrail/ptrace-only"}),
+        (
+            "unmanaged-mixed",
+            {
+                "cap-drop-all",
+                "cap-add",
+                "writable-root",
+                "guardrail/ptrace-only",
+                "published-port",
+                "host-device",
+            },
+        ),
     ],
 )
 def test_unmanaged_containers_are_judged_by_the_rules(

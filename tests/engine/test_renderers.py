@@ -58,6 +58,25 @@ def test_a_setting_a_target_cannot_express_is_refused_by_name(tmp_path: Path) ->
     assert service["healthcheck"]["test"] == ["CMD", "true"]
 
 
+def test_a_restart_policy_is_refused_by_docker_run_and_rendered_for_compose(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "p.toml").write_text(
+        'version = 1\n[profiles.probe]\nimage = "busybox:latest"\nrestart = "on-failure:3"\n'
+        'sysctls = { "net.ipv4.ping_group_range" = "0 1" }\n'
+    )
+    profile = load_policy([tmp_path]).profiles["probe"]
+    with pytest.raises(Unexpressible) as caught:
+        render(DockerRun(), walk(profile, tmp_path, "p.toml"))
+    assert [field for field, _ in caught.value.refused] == ["restart"]
+    assert "--rm" in caught.value.message
+    service = render(Compose(), walk(profile, tmp_path, "p.toml")).value["services"]["probe"]
+    assert service["restart"] == "on-failure:3"
+    assert service["sysctls"] == {"net.ipv4.ping_group_range": "0 1"}
+    body = render(EngineRequest(), walk(profile, tmp_path, "p.toml")).value
+    assert body["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+
+
 def test_a_seccomp_file_changed_after_loading_is_refused(tmp_path: Path) -> None:
     shutil.copytree(POLICIES, tmp_path / "policies")
     policy = load_policy([tmp_path / "policies"])

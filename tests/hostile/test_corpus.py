@@ -387,7 +387,12 @@ CASES: list[Case] = [
     Case("mount-target-tmpfs-collision", ("duplicate-target",), "/tmp", at='target = "/tmp"'),
     Case("mount-project-writable", ("project-writable",), "writable", at="writable = true"),
     Case("mount-writable-string", ("wrong-type",), "expected boolean", at="writable ="),
-    Case("mount-unknown-key", ("unknown-key",), "propagation", at="propagation"),
+    Case(
+        "mount-propagation-shared",
+        ("mount-propagation-shared",),
+        "shared propagation",
+        at="propagation",
+    ),
     Case("mixed-array-mounts", ("wrong-type",), "expected dictionary", at='"/:/host"'),
     Case(
         "mounts-10k-same-target",
@@ -514,6 +519,24 @@ CASES: list[Case] = [
         seconds=SCALED_SECONDS,
     ),
     Case("healthcheck-retries-zero", ("bad-value",), "greater than 0", at="retries"),
+    # --- ports and devices -----------------------------------------------------------------
+    Case("ports-all-interfaces", ("bad-value",), "every interface", at='host = "0.0.0.0"'),
+    Case(
+        "ports-host-injection", ("bad-value",), "expected an IP address", at='host = "127.0.0.1 -p'
+    ),
+    Case("ports-mapped-unspecified", ("bad-value",), "every interface", at='host = "::ffff'),
+    Case("devices-dotdot", ("bad-value",), "absolute device path", at='host = "/dev/..'),
+    Case("devices-newline", ("bad-value",), "absolute device path", says=("\\n",), line=15),
+    # --- restart, sysctls, cgroup_parent, userns --------------------------------------------
+    Case("restart-always", ("bad-value",), "without end", at="restart ="),
+    Case("restart-injection", ("bad-value",), "got 'no --privileged'", at="restart ="),
+    Case("sysctl-core-pattern", ("bad-value",), "not namespaced", at='"kernel.core_pattern"'),
+    Case("sysctl-value-newline", ("bad-value",), "control or invisible", line=14),
+    Case("cgroup-parent-dotdot", ("bad-value",), "not a cgroup path", at="cgroup_parent ="),
+    Case("userns-container", ("bad-value",), "'private' or 'host'", at="userns ="),
+    Case("apparmor-injection", ("bad-value",), "AppArmor profile name", at="apparmor ="),
+    Case("selinux-disable-hidden", ("bad-value",), "cannot be combined", at="selinux ="),
+    Case("mount-propagation-list", ("bad-value",), "expected one of rprivate", at="propagation ="),
     # --- ulimits ---------------------------------------------------------------------------
     Case("ulimits-2-64", ("bad-value",), "from 0 to 9223372036854775807", at="nofile = 1844"),
     Case("ulimits-nofile-unlimited", ("bad-value",), "nofile cannot be unlimited", at="ulimits"),

@@ -51,6 +51,14 @@ FULL: dict[str, Any] = {
     "healthcheck": {"test": ["true"], "interval": "5s", "retries": 3},
     "labels": {"team": "qa"},
     "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
+    "devices": [{"host": "/dev/fuse", "permissions": "rw"}],
+    "restart": "on-failure:2",
+    "sysctls": {"kernel.shmmax": "1024"},
+    "cgroup_parent": "/ci",
+    "userns": "host",
+    "oom_kill_disable": True,
+    "apparmor": "docker-default",
+    "selinux": ["type:container_t", "level:s0:c1,c2"],
 }
 
 
@@ -165,6 +173,7 @@ EQUIVALENT: list[tuple[str, list[Any]]] = [
             [{"source": "src", "target": "/app/src"}],
             [{"source": "./src/", "target": "/app/src/"}],
             [{"source": "src", "target": "/app/src", "writable": False}],
+            [{"source": "src", "target": "/app/src", "propagation": "rprivate"}],
         ],
     ),
     ("workdir", ["/src", "/src/", "/src/."]),
@@ -180,6 +189,17 @@ EQUIVALENT: list[tuple[str, list[Any]]] = [
         ],
     ),
     ("ulimits", [{"core": "unlimited"}, {"core": {"soft": "unlimited", "hard": "unlimited"}}]),
+    ("restart", ["on-failure:2", "on-failure:02"]),
+    ("sysctls", [{"kernel.shmmax": "1024"}, {"kernel.shmmax": 1024}]),
+    ("selinux", [["type:container_t", "level:s0:c1,c2"], ["level:s0:c1,c2", "type:container_t"]]),
+    (
+        "devices",
+        [
+            [{"host": "/dev/fuse", "permissions": "rw"}],
+            [{"host": "/dev/fuse", "container": "/dev/fuse", "permissions": "wr"}],
+            [{"host": "/dev//fuse", "permissions": "rw"}],
+        ],
+    ),
 ]
 
 
@@ -230,6 +250,7 @@ CHANGES: list[tuple[str, Any]] = [
     ("mounts", [{"source": ".", "target": "/code"}, FULL["mounts"][1]]),
     ("mounts", [FULL["mounts"][0], {"source": "results", "target": "/results"}]),
     ("mounts", list(reversed(FULL["mounts"]))),
+    ("mounts", [{**FULL["mounts"][0], "propagation": "rslave"}, FULL["mounts"][1]]),
     ("env", {"LANG": "C.UTF-8", "CI": "0"}),
     ("env", {"LANG": "C.UTF-8", "CI": "1", "X": ""}),
     ("env", {"LANG": "C.UTF-8", "ci": "1"}),
@@ -246,6 +267,18 @@ CHANGES: list[tuple[str, Any]] = [
     ("ulimits", {"nofile": {"soft": 1023, "hard": 4096}, "nproc": 512}),
     ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}, "nproc": "unlimited"}),
     ("ulimits", {}),
+    ("devices", []),
+    ("devices", [{"host": "/dev/fuse", "permissions": "rwm"}]),
+    ("devices", [{"host": "/dev/fuse", "container": "/dev/f", "permissions": "rw"}]),
+    ("restart", "on-failure:3"),
+    ("restart", "no"),
+    ("sysctls", {"kernel.shmmax": "1"}),
+    ("sysctls", {}),
+    ("cgroup_parent", "/other"),
+    ("userns", "private"),
+    ("oom_kill_disable", False),
+    ("apparmor", "other-profile"),
+    ("selinux", ["type:container_t", "level:s0:c1,c3"]),
 ]
 
 
@@ -266,7 +299,9 @@ def test_any_setting_change_changes_the_digest(
 def test_every_engine_field_is_covered_by_a_change() -> None:
     # `monitor` is the launcher's sampling, not the engine's: see the test below.
     presentation = {"name", "description", "monitor"}
-    assert set(Profile.model_fields) - presentation <= {field for field, _ in CHANGES}
+    # `ports` needs a network, which FULL does not have: see the ports test below.
+    covered = {field for field, _ in CHANGES} | {"ports"}
+    assert set(Profile.model_fields) - presentation <= covered
 
 
 @pytest.mark.parametrize(
@@ -465,3 +500,17 @@ def test_ulimits_are_canonical_in_show(tmp_path: Path) -> None:
 
 
 BEFORE_RUNTIME_KEYS = "sha256:1b023588f93e519e37f2acb831f7db5a86b94dc4a0c07a54b634bbeb8dfcb858"
+
+
+def test_ports_have_one_digest_for_equivalent_spellings(tmp_path: Path) -> None:
+    base = {**FULL, "network": "bridge"}
+    spellings = [
+        [{"host": "::1", "container": 80}],
+        [{"host": "0:0::1", "container": 80, "protocol": "tcp"}],
+    ]
+    digests = {
+        profile_digest(tmp_path / str(i), {**base, "ports": p}) for i, p in enumerate(spellings)
+    }
+    assert len(digests) == 1
+    other = profile_digest(tmp_path / "o", {**base, "ports": [{"host": "::1", "container": 81}]})
+    assert other not in digests

@@ -62,6 +62,29 @@ BAD: dict[str, list[dict[str, Any]]] = {
         {"ulimits": {"nproc": {"soft": 64, "hard": -1}}},
         {"ulimits": {"nofile": {"soft": 64, "hard": 64}, "memlock": {"soft": -1, "hard": -1}}},
     ],
+    "published-port": [{"ports": ({"host": "127.0.0.1", "container": 80},)}],
+    "privileged-port": [{"ports": ({"host": "127.0.0.1", "host_port": 80, "container": 80},)}],
+    "port-all-interfaces": [
+        {"ports": ({"host": "0.0.0.0", "container": 80},)},
+        {"ports": ({"host": "::", "host_port": 8080, "container": 80},)},
+    ],
+    "host-device": [{"devices": ({"host": "/dev/fuse"},)}],
+    "restart-policy": [
+        {"restart": "always"},
+        {"restart": "unless-stopped"},
+        {"restart": "on-failure:0"},
+        {"restart": "on-failure:6"},
+    ],
+    "sysctl": [{"sysctls": {"net.ipv4.ping_group_range": "0 1"}}],
+    "cgroup-parent": [{"cgroup_parent": "/ci"}],
+    "host-userns": [{"userns": "host"}],
+    "oom-kill-disabled": [{"oom_kill_disable": True}],
+    "apparmor-unconfined": [{"apparmor": "unconfined"}],
+    "mount-propagation-shared": [
+        {"mounts": ({"source": ".", "target": "/src", "propagation": "shared"},)},
+        {"mounts": ({"source": ".", "target": "/src", "propagation": "rshared"},)},
+    ],
+    "selinux-disabled": [{"selinux": ("disable",)}],
     "docker-socket": [
         {"mounts": ({"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},)},
         {"mounts": ({"source": "/run/docker.sock", "target": "/d.sock"},)},
@@ -83,7 +106,7 @@ BAD: dict[str, list[dict[str, Any]]] = {
 }
 
 # Rules that are the project's own: no CIS Docker Benchmark or Pod Security Standards control.
-OWN_RULES = {"no-timeout", "project-writable"}
+OWN_RULES = {"no-timeout", "project-writable", "oom-kill-disabled"}
 
 
 def make(**changes: Any) -> Profile:
@@ -106,6 +129,11 @@ def test_unlimited_ulimits_that_are_unlimited_by_default_do_not_fire() -> None:
     unlimited = {"soft": -1, "hard": -1}
     assert fired(make(ulimits={"core": unlimited, "cpu": unlimited, "stack": unlimited})) == set()
     assert fired(make(ulimits={"nproc": {"soft": 4096, "hard": 4096}})) == set()
+
+
+def test_a_bounded_restart_breaks_no_rule() -> None:
+    assert fired(make(restart="on-failure:5")) == set()
+    assert fired(make(restart="no")) == set()
 
 
 def test_every_rule_has_a_bad_case() -> None:
@@ -187,7 +215,14 @@ def test_rule_metadata(rule: Rule) -> None:
 
 def test_limits_that_only_warn() -> None:
     warnings = {rule.id for rule in RULES if rule.severity is Severity.WARNING}
-    assert warnings == {"no-cpu-limit", "no-timeout", "ulimit-unlimited"}
+    assert warnings == {
+        "no-cpu-limit",
+        "no-timeout",
+        "ulimit-unlimited",
+        "published-port",
+        "sysctl",
+        "cgroup-parent",
+    }
 
 
 def test_docs_list_every_rule() -> None:

@@ -195,3 +195,22 @@ def test_mounts_env_labels_and_healthcheck_reach_every_task(
     assert "[0] src-ro\n" in done.stdout and "[1] src-ro\n" in done.stdout
     for index in (0, 1):
         assert (tmp_path / "results" / f"out-{index}").read_text() == "1\n"
+
+
+def test_a_task_its_node_cannot_start_is_that_workers_error(
+    clean_swarm: Swarm, tmp_path: Path
+) -> None:
+    # rslave propagation needs a shared or slave mount on the node: here it is not one, so the
+    # node fails the start; nothing ran, so nothing was left unproved: the worker's error.
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.toml").write_text(
+        (POLICIES / "swarm.toml").read_text() + '\n[profiles.slave]\nextends = "shard"\n'
+        'mounts = [{ source = ".", target = "/src", propagation = "rslave" }]\n'
+    )
+    done = policy(
+        "run", "slave", "--swarm", "-p", str(tmp_path / "policies"), "--", "true",
+        env=clean_swarm.env(), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "could not start it" in done.stderr and "shared or slave mount" in done.stderr
+    assert not has_traceback(done.stderr)

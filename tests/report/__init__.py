@@ -1,0 +1,1 @@
+"""`policy report` over synthetic histories (no engine)."""
