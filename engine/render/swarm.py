@@ -45,6 +45,7 @@ EXPRESSES = frozenset(
         "healthcheck",
         "labels",
         "ulimits",  # ContainerSpec.Ulimits, new in API 1.41
+        "sysctls",  # ContainerSpec.Sysctls (API 1.40)
     }
 )
 # Enforced by each node's daemon for every container it makes, never by the spec: proved per
@@ -70,7 +71,6 @@ _REASONS = {
     "cgroup_parent": "a service cannot choose its cgroup parent",
     "oom_kill_disable": "a service cannot disable the OOM killer",
     "selinux": "not spelled by the Swarm renderer yet (Privileges.SELinuxContext)",
-    "sysctls": "not spelled by the Swarm renderer yet (ContainerSpec.Sysctls)",
 }
 LEAVES = leaving(timeout=lambda _: "the launcher enforces the timeout: a service has none")
 # Everything else: refused, named, with the reason below unless `_REASONS` has a better one.
@@ -161,6 +161,7 @@ class SwarmService(Renderer[dict[str, Any]]):
                     for name, u in sorted(p.ulimits.items())
                 ]
                 or None,
+                "Sysctls": dict(sorted(p.sysctls.items())) or None,
                 # As a local run's timeout does: SIGTERM, then SIGKILL a second later.
                 "StopGracePeriod": STOP_GRACE_NS,
             }

@@ -181,6 +181,7 @@ def test_mounts_env_labels_and_healthcheck_reach_every_task(
         (POLICIES / "swarm.toml").read_text()
         + '\n[profiles.everything]\nimage = "simple-test-isolation:latest"\nworkdir = "/src"\n'
         'env = { CI = "1" }\nlabels = { team = "ci" }\n'
+        'sysctls = { "net.ipv4.ping_group_range" = "0 0" }\n'
         'healthcheck = { test = ["true"], interval = "5s", retries = 2 }\n'
         'mounts = [{ source = ".", target = "/src" }, '
         '{ source = "results", target = "/results", writable = true }]\n'
@@ -188,11 +189,13 @@ def test_mounts_env_labels_and_healthcheck_reach_every_task(
     done = policy(
         "run", "everything", "--swarm", "--workers", "2", "-p", str(tmp_path / "policies"),
         "--", "sh", "-c", "grep -q ' /src ro' /proc/self/mountinfo && echo src-ro; "
+        "cat /proc/sys/net/ipv4/ping_group_range; "
         "echo $CI > /results/out-$SHARD_INDEX; sleep 1",
         env=clean_swarm.env(), timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "[0] src-ro\n" in done.stdout and "[1] src-ro\n" in done.stdout
+    assert "[0] 0\t0\n" in done.stdout  # the sysctl, in the task's own network namespace
     for index in (0, 1):
         assert (tmp_path / "results" / f"out-{index}").read_text() == "1\n"
 
