@@ -46,6 +46,7 @@ class _Worker:
     service: str = ""
     task: TaskDoc | None = None
     verified: bool = False
+    awaiting_proof: bool = False  # ended unread: proved by another task on its node, or not
     ended: bool = False
     exit_code: int = -1
     oom: bool = False
@@ -67,6 +68,7 @@ class _Job:
     logs: list[ServiceLogs] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     timed_out: bool = False
+    proved: set[str] = field(default_factory=set)  # nodes whose daemon-wide settings a task proved
 
 
 def run_job(
@@ -182,6 +184,7 @@ def _watch(job: _Job, timeout: float | None) -> None:
             current = [t for t in mine if t.desired_state not in ("shutdown", "remove")]
             if current or mine:
                 _look_at(job, index, worker, (current or mine)[-1])
+        _unprovable(job)
         time.sleep(POLL)  # the manager has no event for a task's end that a job can wait on
     _drain(job)
 
@@ -207,26 +210,60 @@ def _look_at(job: _Job, index: int, worker: _Worker, task: TaskDoc) -> None:
                 "its task can be neither watched nor verified"
             ) from None
     if node is not None and not worker.verified and task.status.container.container_id:
-        drifts, read = sv.task_drift(node.engine, task, worker.spec, job.network)
-        if not read and task.ended and sv.never_started(node.engine, task):
-            # The node could not start it (nothing ran): that worker's error, not a drift.
-            worker.ended, worker.verified = True, True
-            worker.error = f"node {node.label} could not start it: {task.status.err}"
-            return
-        if not read and task.ended:
-            drifts += sv.unproved(worker.spec)
-            read = True
-        if drifts:
-            raise sv.SwarmVerificationError(
-                worker.spec.profile.name, f"worker {index}'s task on node {node.label}", drifts
-            )
-        worker.verified = read
-        if read and job.on_verified is not None:
-            job.on_verified(index, node.label)
+        _verify(job, index, worker, node, task)
     if task.ended and worker.verified:
         _ended(node, worker, task)
     elif task.ended and task.status.container.container_id is None:
         worker.ended, worker.error = True, task.status.err or task.status.state
+
+
+def _verify(job: _Job, index: int, worker: _Worker, node: sv.Node, task: TaskDoc) -> None:
+    """Step 3 of `swarm_verify` for one task; a drift stops the job."""
+    drifts, kernel = sv.task_drift(node.engine, task, worker.spec, job.network)
+    read = kernel
+    if not read and task.ended and sv.never_started(node.engine, task):
+        # The node could not start it (nothing ran): that worker's error, not a drift.
+        worker.ended, worker.verified = True, True
+        worker.error = f"node {node.label} could not start it: {task.status.err}"
+        return
+    if not read and task.ended:
+        # Ended before its process could be read. What only the kernel shows is a daemon-wide
+        # setting of its node: proved by another task of this job on that node (the daemon
+        # applies it to every container it makes, and a service cannot ask otherwise at 1.41),
+        # or not at all (`_unprovable`).
+        read = node.doc.id in job.proved or not sv.unproved(worker.spec)
+        worker.awaiting_proof = not read
+    if drifts:
+        raise sv.SwarmVerificationError(
+            worker.spec.profile.name, f"worker {index}'s task on node {node.label}", drifts
+        )
+    if kernel:
+        job.proved.add(node.doc.id)  # its process was read, and showed the profile's settings
+    worker.verified = read
+    if read:
+        worker.awaiting_proof = False
+        if job.on_verified is not None:
+            job.on_verified(index, node.label)
+
+
+def _unprovable(job: _Job) -> None:
+    """Stop the job when a worker awaits a proof that no task of its node can still give."""
+    for index, worker in enumerate(job.workers):
+        if not worker.awaiting_proof or worker.ended or worker.task is None:
+            continue
+        node = worker.task.node_id
+        hopeful = [
+            w
+            for w in job.workers
+            if not w.ended
+            and not w.awaiting_proof
+            and (w.task is None or w.task.node_id in (None, node))
+        ]
+        if not hopeful:
+            where = f"worker {index}'s task on node {(node or '?')[:12]}"
+            raise sv.SwarmVerificationError(
+                worker.spec.profile.name, where, sv.unproved(worker.spec)
+            )
 
 
 def _ended(node: sv.Node | None, worker: _Worker, task: TaskDoc) -> None:

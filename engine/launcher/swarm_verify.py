@@ -182,9 +182,8 @@ def task_drift(
     image = engine.inspect_image(inspect.image).config
     expected = expected_for_task(spec, image, network)
     drifts = diff(expected, observed_for_task(inspect, image))
-    pid = inspect.state.pid
-    kernel = deep.kernel_view(pid) if pid and deep.owned_by(pid, inspect.id) else {}
-    if kernel and deep.owned_by(pid, inspect.id):  # still that process after the reading
+    kernel = steady_kernel_view(inspect.state.pid, inspect.id)
+    if kernel:
         expected["no_new_privileges"] = spec.profile.no_new_privileges
         drifts += [
             Drift(f"{field} (kernel)", want, got)
@@ -194,6 +193,31 @@ def task_drift(
         ]
         return drifts, True
     return drifts, False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = (deep.PROC / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    state = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("State:")), "X")
+    return state not in ("Z", "X")
+
+
+def steady_kernel_view(pid: int, container: str) -> dict[str, Any]:
+    """The kernel's view of the task's process, or {} when it cannot be trusted: not this
+    machine's, or read while the process was exiting (its mounts and cgroup go one by one, so
+    a task read at its end looked unlimited and unmounted). Trusted: read twice, the same both
+    times, the mount table there, and the process still alive and the container's after."""
+    if not pid or not deep.owned_by(pid, container):
+        return {}
+    first = deep.kernel_view(pid)
+    second = deep.kernel_view(pid)
+    if first != second or "read_only" not in first:
+        return {}
+    if not _alive(pid) or not deep.owned_by(pid, container):
+        return {}
+    return first
 
 
 def never_started(engine: Engine, task: TaskDoc) -> bool:

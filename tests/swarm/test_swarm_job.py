@@ -217,3 +217,19 @@ def test_a_task_its_node_cannot_start_is_that_workers_error(
     assert done.returncode == 2, done.stderr
     assert "could not start it" in done.stderr and "shared or slave mount" in done.stderr
     assert not has_traceback(done.stderr)
+
+
+def test_a_quick_worker_is_proved_by_its_nodes_other_task(clean_swarm: Swarm) -> None:
+    # One active node: both tasks land there. Worker 1 ends at once, before its process can be
+    # read; worker 0 lives long enough to show the node's daemon-wide no-new-privileges.
+    manager, worker = clean_swarm.nodes[0][0], clean_swarm.nodes[1][0]
+    clean_swarm.docker(0, "node", "update", "--availability", "drain", manager)
+    try:
+        done = run(
+            clean_swarm, "shard", "sh", "-c", '[ "$SHARD_INDEX" = 0 ] && sleep 3; true', workers=2
+        )
+    finally:
+        clean_swarm.docker(0, "node", "update", "--availability", "active", manager)
+    assert done.returncode == 0, done.stderr
+    nodes = placed(done.stderr)
+    assert sorted(nodes) == [0, 1] and all(worker[:12] in n for n in nodes.values()), nodes
