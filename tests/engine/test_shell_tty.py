@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from engine.labels import PROJECT
 from tests.helpers import POLICIES, ROOT
 from tests.processes import default_sigint, policy_command
 
@@ -32,7 +33,9 @@ def _read_all(fd: int, deadline: float) -> bytes:
 
 def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
     (ROOT / "test-results").mkdir(exist_ok=True)
-    before = {c["Id"] for c in docker_client.api.containers(all=True)}
+    # Only this project's containers: other projects on the same engine come and go meanwhile.
+    mine = {"label": f"{PROJECT}={ROOT}"}
+    before = {c["Id"] for c in docker_client.api.containers(all=True, filters=mine)}
     main, child = pty.openpty()
     # No `docker` binary on the PATH: the terminal is joined through the engine's API.
     path = "/nonexistent:" + os.path.dirname(policy_command()[0])
@@ -66,5 +69,5 @@ def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
     lines = [line.strip() for line in text.splitlines()]
     assert "1001" in lines, text  # the profile's user, on the container's own terminal
     assert any(line.startswith("/dev/pts/") for line in lines), text
-    after = {c["Id"] for c in docker_client.api.containers(all=True)}
+    after = {c["Id"] for c in docker_client.api.containers(all=True, filters=mine)}
     assert after <= before, "the shell's container was left behind"
