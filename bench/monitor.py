@@ -112,6 +112,44 @@ def one_sample_cost(policies: Path, count: int) -> dict[str, Any]:
     }
 
 
+def run(rounds: int = 5, seconds: float = 10.0, samples: int = 500) -> dict[str, Any]:
+    """The paired rounds and the cost of one sample (inside `bench.common.policy_cache_dir`)."""
+    api = docker_api()
+    with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp:
+        policies = make_policy_copy(Path(tmp))
+        try:
+            _run(policies, 0.5, monitored=True)  # warm the policy cache, untimed
+            monitored: list[dict[str, Any]] = []
+            unmonitored: list[dict[str, Any]] = []
+            for r in range(rounds):
+                order = [True, False] if r % 2 == 0 else [False, True]
+                for flag in order:
+                    (monitored if flag else unmonitored).append(_run(policies, seconds, flag))
+                log(
+                    f"  round {r + 1}/{rounds}: monitored {monitored[-1]['wall']:.3f}s, "
+                    f"--no-monitor {unmonitored[-1]['wall']:.3f}s, sampling "
+                    f"{monitored[-1]['sampling_cpu'] * 1000:.1f} ms CPU"
+                )
+            sample = one_sample_cost(policies, samples)
+        finally:
+            cleanup(api)
+    walls_m = [m["wall"] for m in monitored]
+    walls_u = [u["wall"] for u in unmonitored]
+    shares = [m["sampling_cpu"] / m["wall"] for m in monitored]
+    wall_ratio = paired_ratio(walls_m, walls_u)
+    share = summary(shares, 6)["median"]
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "monitored_wall": summary(walls_m),
+        "unmonitored_wall": summary(walls_u),
+        "wall_ratio": target(wall_ratio, TARGET_WALL),
+        "sampling_core_share": target(share, TARGET_CORE_SHARE),
+        "sampling_cpu_seconds": summary([m["sampling_cpu"] for m in monitored], 5),
+        "one_sample": sample,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -120,40 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the results (JSON) here")
     args = parser.parse_args(argv)
     install_sigterm()
-    api = docker_api()
-    with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp, policy_cache_dir():
-        policies = make_policy_copy(Path(tmp))
-        try:
-            _run(policies, 0.5, monitored=True)  # warm the policy cache, untimed
-            monitored: list[dict[str, Any]] = []
-            unmonitored: list[dict[str, Any]] = []
-            for r in range(args.rounds):
-                order = [True, False] if r % 2 == 0 else [False, True]
-                for flag in order:
-                    (monitored if flag else unmonitored).append(_run(policies, args.seconds, flag))
-                log(
-                    f"  round {r + 1}/{args.rounds}: monitored {monitored[-1]['wall']:.3f}s, "
-                    f"--no-monitor {unmonitored[-1]['wall']:.3f}s, sampling "
-                    f"{monitored[-1]['sampling_cpu'] * 1000:.1f} ms CPU"
-                )
-            sample = one_sample_cost(policies, args.samples)
-        finally:
-            cleanup(api)
-    walls_m = [m["wall"] for m in monitored]
-    walls_u = [u["wall"] for u in unmonitored]
-    shares = [m["sampling_cpu"] / m["wall"] for m in monitored]
-    wall_ratio = paired_ratio(walls_m, walls_u)
-    share = summary(shares, 6)["median"]
-    results = {
-        "rounds": args.rounds,
-        "seconds": args.seconds,
-        "monitored_wall": summary(walls_m),
-        "unmonitored_wall": summary(walls_u),
-        "wall_ratio": target(wall_ratio, TARGET_WALL),
-        "sampling_core_share": target(share, TARGET_CORE_SHARE),
-        "sampling_cpu_seconds": summary([m["sampling_cpu"] for m in monitored], 5),
-        "one_sample": sample,
-    }
+    with policy_cache_dir():
+        results = run(args.rounds, args.seconds, args.samples)
     text = json.dumps(results, indent=2)
     print(text)
     if args.output:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import report_usage
+
 AUDIT_NAMES = {
     "cli": "A `policy audit --format json` (CLI, warm)",
     "cli_no_cache": "B `policy audit --format json --no-cache` (CLI, cold)",
@@ -949,6 +951,8 @@ def render(r: dict[str, Any]) -> str:
         *launch_section(r),
         *validate_section(r),
         *admission_section(r),
+        *report_usage.monitor_section(r, _meta(r.get("monitor") or {})),
+        *report_usage.usage_report_section(r, _meta(r.get("usage_report") or {})),
         *swarm_section(r),
         *obstacles(r),
         *analysis(r),

@@ -33,7 +33,7 @@ os.chdir(Path(__file__).resolve().parent.parent)
 
 from bench import common, report  # noqa: E402
 
-BENCHMARKS = ("validate", "launch", "audit", "admission", "swarm")
+BENCHMARKS = ("validate", "launch", "audit", "admission", "monitor", "usage_report", "swarm")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 SCHEMA = "container-policy/bench/v2"  # v2: cold and warm policy cache, the rows of issue 13
 
@@ -180,6 +180,14 @@ def _measure(
                 from bench import admission
 
                 data = admission.run(*((60, 5) if quick else (300, 15)))
+            elif name == "monitor":
+                from bench import monitor
+
+                data = monitor.run(*((1, 2.0, 50) if quick else (5, 10.0, 500)))
+            elif name == "usage_report":
+                from bench import usage_report
+
+                data = usage_report.run(*((20_000, 1) if quick else (100_000, 5)))
             elif name == "swarm":
                 from bench import swarm
 

@@ -64,13 +64,16 @@ def launch(
     env: dict[str, str] | None = None,
     on_output: OutputSink | None = None,
     engine: Engine | None = None,
+    host: str | None = None,
     monitor: bool = True,
 ) -> RunResult:
     """Run `command` in a container under `profile`, wait for it, remove it, return how it ended
-    (`result.usage`: what it consumed and violated, unless `monitor=False`)."""
+    (`result.usage`: what it consumed and violated, unless `monitor=False`). The engine is
+    `engine`, else the one at `host` (a URL as `--host` takes it: Docker or Podman), else
+    DOCKER_HOST's or the local Docker socket."""
     policy = load_vetted([policies], project)
     spec = spec_for(profile, command, policy=policy, image=image, env=env)
-    return run(engine or connect(), spec, on_output, monitor=monitor)
+    return run(engine or connect(host), spec, on_output, monitor=monitor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,10 +95,12 @@ def container(
     image: str | None = None,
     env: dict[str, str] | None = None,
     engine: Engine | None = None,
+    host: str | None = None,
 ) -> Iterator[Running]:
-    """A detached container under `profile`, verified before start, removed on exit."""
+    """A detached container under `profile`, verified before start, removed on exit (the
+    engine as `launch` picks it)."""
     policy = load_vetted([policies], project)
     spec = spec_for(profile, command, policy=policy, image=image, env=env)
-    eng = engine or connect()
+    eng = engine or connect(host)
     with detached(eng, spec) as container_id:
         yield Running(container_id, spec, eng)

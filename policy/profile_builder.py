@@ -105,17 +105,31 @@ class ProfileBuilder:
             )
 
     def _check_ports(self, decl: DeclaredProfile, merged: Settings, origins: Origins) -> None:
-        # The engine refuses to publish a port of a container without a network of its own.
+        # The engine refuses to publish a port of a container without a network of its own, and
+        # a namespaced sysctl in a namespace shared with the host would set the host's own.
         network = merged.get("network", "bridge")
+        problems: list[tuple[KeyPath, str]] = []
         if merged.get("ports") and network in ("none", "host"):
-            self.problems.append(
-                Diagnostic(
-                    _where(("ports",), origins, decl),
-                    "bad-value",
+            problems.append(
+                (
+                    ("ports",),
                     f'ports: a container on network "{network}" cannot publish ports; use '
                     '"bridge" or a named network',
-                    profile=decl.name,
                 )
+            )
+        shared = {"net.": network == "host", "kernel.": merged.get("ipc") == "host"}
+        for name in sorted(merged.get("sysctls", {})):
+            if any(name.startswith(prefix) and on for prefix, on in shared.items()):
+                problems.append(
+                    (
+                        ("sysctls", name),
+                        f"sysctls.{name}: the container shares that namespace with the host, "
+                        "so this would set the host's own",
+                    )
+                )
+        for path, message in problems:
+            self.problems.append(
+                Diagnostic(_where(path, origins, decl), "bad-value", message, profile=decl.name)
             )
 
     def _resolve_seccomp(self, profile: str, value: str, origins: Origins) -> Seccomp | None:

@@ -110,6 +110,8 @@ def _path(value: str, under: str | None = None) -> str:
     if not _DEVICE_RE.fullmatch(value) or ".." in value.split("/"):
         raise _fail(f"expected an absolute device path such as /dev/fuse, got {value!r}")
     normal = posixpath.normpath(value)
+    if normal in ("/", "//"):
+        raise _fail(f"a device path names a device, not {value!r}")
     if under is not None and not normal.startswith(under):
         raise _fail(f"a host device must be below {under}, got {value!r}")
     return normal

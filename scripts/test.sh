@@ -7,8 +7,9 @@
 # 2. a Docker engine that answers (scripts/ensure-engine.sh installs Debian's docker.io and
 #    starts dockerd when missing and run as root; otherwise it says what to do);
 #    and what the swarm tests' swarm needs (scripts/ensure-swarm.sh: iproute2, nsenter);
-# 3. the local test images (scripts/build-test-images.sh; no registry is used) and a headless
-#    Chromium for the HTML report (scripts/ensure-chromium.sh);
+# 3. the local test images (scripts/build-test-images.sh; no registry is used), a headless
+#    Chromium for the HTML report (scripts/ensure-chromium.sh), and a Podman service with the
+#    images in its own store (scripts/ensure-podman.sh; stopped by the tests' end);
 # 4. lint: ruff format --check, ruff check, mypy --strict;
 # 5. pytest, with the engine tests. With CI=true they are never skipped: a missing engine
 #    fails them.
@@ -29,6 +30,9 @@ scripts/ensure-engine.sh
 scripts/ensure-swarm.sh
 scripts/build-test-images.sh
 scripts/ensure-chromium.sh  # the HTML report's test opens it in headless Chromium
+# Podman's service for the engine tests on Podman (tests/podman.py): needed in CI; elsewhere
+# (not root, no apt) those tests skip.
+scripts/ensure-podman.sh || { [ "${CI:-}" != "true" ] && log "no Podman service: its tests skip"; }
 
 log "lint: ruff format --check, ruff check, mypy --strict"
 .venv/bin/ruff format --check .

@@ -19,6 +19,9 @@ import pytest
 from policy.loader import Policy, load_policy
 from tests.helpers import POLICIES, ROOT, TEST_IMAGE, unavailable
 
+# Podman's test service (`podman_url`, `engine_url`), started once and stopped at the end.
+pytest_plugins = ["tests.podman"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def policy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -19,6 +19,8 @@ from engine.audit.drift import Drift, diff
 from engine.audit.findings import AuditReport, ContainerReport, Finding, Kind
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, DocumentError, Engine, ImageConfig
+from engine.backends.kinds.docker import DOCKER
+from engine.backends.kinds.interface import EngineKind
 from engine.render.interface import render
 from engine.render.settings import ExpectedSettings, Settings
 from engine.render.walk import walk
@@ -72,6 +74,7 @@ class Auditor:
     ) -> list[ContainerReport]:
         listed = engine.containers(filters or {}, all=False)
         images = ImageConfigs(engine)
+        kind = engine.kind()
 
         def one(container_id: str) -> ContainerReport | None:
             try:
@@ -80,25 +83,29 @@ class Auditor:
                 return _unreadable(engine.name, container_id, exc)
             if inspect is None:
                 return None
-            return self.evaluate(engine.name, inspect, images.config(inspect.image))
+            return self.evaluate(engine.name, inspect, images.config(inspect.image), kind)
 
         with cf.ThreadPoolExecutor(max_workers=INSPECT_WORKERS) as pool:
             results = pool.map(one, [c.id for c in listed])
             return [r for r in results if r is not None]
 
-    def evaluate(self, host: str, inspect: ContainerInspect, image: ImageConfig) -> ContainerReport:
+    def evaluate(
+        self, host: str, inspect: ContainerInspect, image: ImageConfig, kind: EngineKind = DOCKER
+    ) -> ContainerReport:
         """`audit_container`, but a container that cannot be evaluated becomes a finding of its
         own instead of ending the audit of every other container."""
         try:
-            return self.audit_container(host, inspect, image)
+            return self.audit_container(host, inspect, image, kind)
         except Exception as exc:
             return _unreadable(host, inspect.id, exc, _report(host, inspect))
 
     # -- one container ----------------------------------------------------------------------------
 
     def audit_container(
-        self, host: str, inspect: ContainerInspect, image: ImageConfig
+        self, host: str, inspect: ContainerInspect, image: ImageConfig, kind: EngineKind = DOCKER
     ) -> ContainerReport:
+        """The findings of one container; `kind` is its engine's (`Engine.kind`), whose own
+        harmless spellings are read back before the comparison."""
         labels = inspect.labels
         report = _report(host, inspect)
         name = report.name
@@ -120,6 +127,7 @@ class Auditor:
             return report
         observed = observed_settings(inspect, image)
         expected = self._expected_for(profile_name, inspect, image, observed)
+        observed = kind.observed(observed, expected, inspect)
         drifts = diff(expected, observed)
         findings: list[Finding] = []
         if labels.get(L.DIGEST) != self._digests[profile_name]:
@@ -130,7 +138,7 @@ class Auditor:
         else:
             findings.extend(self._drift(profile_name, d, base) for d in drifts)
         if self.deep:
-            findings.extend(self._kernel(inspect, expected, profile_name, base))
+            findings.extend(self._kernel(inspect, expected, profile_name, base, kind))
         report.findings = [f for f in findings if (f.profile, f.rule) not in self._waivers]
         return report
 
@@ -180,6 +188,7 @@ class Auditor:
         expected: dict[str, Any],
         profile: str,
         base: dict[str, Any],
+        kind: EngineKind,
     ) -> list[Finding]:
         from engine.audit.deep import compare_kernel, kernel_view, owned_by
 
@@ -189,6 +198,7 @@ class Auditor:
         if pid <= 0 or not owned_by(pid, inspect.id):
             return []
         where = self.policy.where(profile)
+        view = kernel_view(pid)
         return [
             _differs(
                 Kind.KERNEL,
@@ -198,7 +208,7 @@ class Auditor:
                 where,
                 base,
             )
-            for field, want, got in compare_kernel(expected, kernel_view(pid))
+            for field, want, got in compare_kernel(expected, view) + kind.kernel(expected, view)
         ]
 
     def _unmanaged(

@@ -1,19 +1,30 @@
 """`--deep`: the kernel's own view of a container, read from /proc and the cgroup filesystem.
 
-The engine's inspect document says what was requested; /proc/<pid>/status, /proc/<pid>/mountinfo
-and the cgroup's limit files say what the kernel applied. Only possible on the container's own
-host, which `owned_by` proves for each container from the process's cgroup.
+The engine's inspect document says what was requested; /proc/<pid>/status, /proc/<pid>/mountinfo,
+/proc/<pid>/limits and the cgroup's limit files say what the kernel applied. Only possible on the
+container's own host, which `owned_by` proves for each container from the process's cgroup.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from policy import units
 
 PROC = Path("/proc")
+# /proc/<pid>/limits rows -> the ulimit names of a profile.
+LIMIT_ROWS = {
+    "Max cpu time": "cpu", "Max file size": "fsize", "Max data size": "data",
+    "Max stack size": "stack", "Max core file size": "core", "Max resident set": "rss",
+    "Max processes": "nproc", "Max open files": "nofile", "Max locked memory": "memlock",
+    "Max address space": "as", "Max file locks": "locks", "Max pending signals": "sigpending",
+    "Max msgqueue size": "msgqueue", "Max nice priority": "nice",
+    "Max realtime priority": "rtprio", "Max realtime timeout": "rttime",
+}  # fmt: skip
+_LIMIT_RE = re.compile(r"(.+?)\s{2,}(\S+)\s+(\S+)")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -22,6 +33,17 @@ def _read(path: Path) -> str | None:
         return path.read_text()
     except OSError:
         return None
+
+
+def _limits(text: str) -> dict[str, dict[str, int]]:
+    """`/proc/<pid>/limits` as {name: {soft, hard}}, unlimited as -1 (the engine's spelling)."""
+    out = {}
+    for line in text.splitlines()[1:]:
+        m = _LIMIT_RE.match(line)
+        if m and m[1] in LIMIT_ROWS:
+            soft, hard = (-1 if v == "unlimited" else int(v) for v in (m[2], m[3]))
+            out[LIMIT_ROWS[m[1]]] = {"soft": soft, "hard": hard}
+    return out
 
 
 def owned_by(pid: int, container: str, proc: Path = PROC) -> bool:
@@ -51,6 +73,7 @@ def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) ->
         out["capabilities"] = sorted(units.capabilities_from_mask(int(fields["CapBnd"], 16)))
     mountinfo = _read(proc / str(pid) / "mountinfo") or ""
     tmpfs: dict[str, int | None] = {}
+    tmpfs_read_only: dict[str, bool] = {}
     for line in mountinfo.splitlines():
         parts = line.split()
         if len(parts) < 10 or "-" not in parts:
@@ -63,7 +86,9 @@ def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) ->
         elif fstype == "tmpfs":
             size = next((o[5:] for o in super_options if o.startswith("size=")), None)
             tmpfs[target] = units.parse_size(size) if size else None
+            tmpfs_read_only[target] = "ro" in options
     out["tmpfs_sizes"] = tmpfs
+    out["tmpfs_read_only"] = tmpfs_read_only
     # The mode of each tmpfs as the container sees it (its root, through /proc): the engine gives
     # a tmpfs over a directory of the image that directory's mode, whatever was asked.
     modes: dict[str, str] = {}
@@ -76,6 +101,9 @@ def kernel_view(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) ->
             continue
     if modes:  # none when the process's root is not readable from here
         out["tmpfs_modes"] = modes
+    limits = _read(proc / str(pid) / "limits")
+    if limits is not None:
+        out["ulimits"] = _limits(limits)
     out.update(_cgroup_limits(_read(proc / str(pid) / "cgroup") or "", cgroup_root))
     return out
 
@@ -144,6 +172,11 @@ def compare_kernel(expected: dict[str, Any], kernel: dict[str, Any]) -> list[tup
     for key, want in checks.items():
         if key in kernel and kernel[key] != want:
             out.append((key, want, kernel[key]))
+    # Only the declared ulimits: the others are the engine's defaults, whatever they are.
+    for name, want in (expected.get("ulimits") or {}).items():
+        got = (kernel.get("ulimits") or {}).get(name)
+        if got is not None and got != want:
+            out.append((f"ulimits {name}", want, got))
     if "tmpfs_sizes" not in kernel:
         return out  # the process ended before its mounts could be read: nothing to compare
     for path, spec in (expected.get("tmpfs") or {}).items():

@@ -88,7 +88,9 @@ class Watcher:
             return
         inspect = engine.inspect_if_exists(container)
         if inspect is not None:
-            report = self.auditor.evaluate(engine.name, inspect, images.config(inspect.image))
+            report = self.auditor.evaluate(
+                engine.name, inspect, images.config(inspect.image), engine.kind()
+            )
             self._queue.put(Audited(report))
 
     def _follow(self, engine: Engine, ready: threading.Event) -> None:

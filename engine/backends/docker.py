@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.backends.interface import (
     ContainerInspect,
@@ -27,7 +27,11 @@ from engine.backends.interface import (
     parse,
     unix_mode,
 )
+from engine.backends.podman_documents import PodmanInfo
 from policy.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.backends.kinds.interface import EngineKind
 
 POOL_SIZE = 32
 API_VERSION = "1.41"
@@ -68,6 +72,7 @@ class DockerEngine:
         self.timeout = timeout
         self._api: Any = None
         self._lock = threading.Lock()
+        self._kind: EngineKind | None = None
 
     @property
     def name(self) -> str:
@@ -124,7 +129,9 @@ class DockerEngine:
         ) as exc:
             raise EngineError(
                 f"cannot {action} the Docker engine at {self.name}: {exc}. Is dockerd running? "
-                "Start it (as root: scripts/ensure-engine.sh), or point DOCKER_HOST at one; "
+                "Start it (as root: scripts/ensure-engine.sh; Podman's service: "
+                "scripts/ensure-podman.sh), "
+                "or point DOCKER_HOST or --host at one; "
                 "a non-root user needs access to the socket (which is root on the host)."
             ) from None
 
@@ -135,6 +142,25 @@ class DockerEngine:
     def info(self) -> EngineInfo:
         with self.errors("reach"):
             return parse(EngineInfo, self.api.info(), "system info", self.name)
+
+    def ping(self) -> dict[str, str]:
+        with self.errors("reach"):
+            response = self.api._get(self.api._url("/_ping"))
+            self.api._raise_for_status(response)
+            return dict(response.headers.items())
+
+    def podman_info(self) -> PodmanInfo:
+        with self.errors("read Podman's info from"):
+            document = self.api._result(self.api._get(self.api._url("/libpod/info")), True)
+            return parse(PodmanInfo, document, "Podman info", self.name)
+
+    def kind(self) -> EngineKind:
+        """See `Engine.kind`."""
+        if self._kind is None:
+            from engine.backends.kinds import detect
+
+            self._kind = detect(self)
+        return self._kind
 
     def inspect_container(self, container: str) -> ContainerInspect:
         with self.errors("inspect container"):

@@ -12,11 +12,15 @@ as it is.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policy.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.backends.kinds.interface import EngineKind
+    from engine.backends.podman_documents import PodmanInfo
 
 # The Engine API's JSON body for `POST /containers/create`, as rendered by `engine.render.request`.
 CreateBody = dict[str, Any]
@@ -54,6 +58,7 @@ class ContainerConfig(ImageConfig):
     """`Config` of a container inspect: the image's fields plus the image it was created from."""
 
     image: str | None = Field(None, alias="Image")
+    hostname: str | None = Field(None, alias="Hostname")
 
 
 class TmpfsOptionsDoc(_Document):
@@ -182,9 +187,16 @@ class ContainerSummary(_Document):
         return (self.names or ["?"])[0].lstrip("/")
 
 
+class VersionComponent(_Document):
+    name: str | None = Field(None, alias="Name")
+    version: str | None = Field(None, alias="Version")
+
+
 class EngineVersion(_Document):
     version: str | None = Field(None, alias="Version")
     api_version: str | None = Field(None, alias="ApiVersion")
+    # What answers: Docker names its daemon "Engine", Podman "Podman Engine".
+    components: list[VersionComponent] | None = Field(None, alias="Components")
 
 
 class EngineInfo(_Document):
@@ -196,6 +208,12 @@ class EngineInfo(_Document):
     cpu_cfs_quota: bool = Field(False, alias="CpuCfsQuota")
     pids_limit: bool = Field(False, alias="PidsLimit")
     security_options: list[str] | None = Field(None, alias="SecurityOptions")
+
+    @property
+    def rootless(self) -> bool:
+        """Whether the engine runs as a user other than root (Docker and Podman both say so with
+        `name=rootless` among the security options)."""
+        return "name=rootless" in (self.security_options or [])
 
 
 class EventActor(_Document):
@@ -305,6 +323,20 @@ class Engine(Protocol):
     def version(self) -> EngineVersion: ...
 
     def info(self) -> EngineInfo: ...
+
+    def ping(self) -> dict[str, str]:
+        """The headers of the engine's `/_ping` (`Server`, `Libpod-Api-Version`...): which engine
+        answers, for the price of one empty request."""
+        ...
+
+    def podman_info(self) -> PodmanInfo:
+        """Podman's own /libpod/info (an `EngineError` from an engine that is not Podman)."""
+        ...
+
+    def kind(self) -> EngineKind:
+        """What answers here (Docker, Podman) and how to treat it (`engine.backends.kinds`),
+        from the engine's own /version and /info, asked once per engine object."""
+        ...
 
     def containers(self, filters: dict[str, Any], all: bool = True) -> list[ContainerSummary]: ...
 

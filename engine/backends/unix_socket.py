@@ -21,9 +21,10 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.backends import interface as doc
+from engine.backends.podman_documents import PodmanInfo
 from engine.backends.unix_http import (
     ApiError,
     NotJson,
@@ -33,6 +34,9 @@ from engine.backends.unix_http import (
     frames,
 )
 from policy.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.backends.kinds.interface import EngineKind
 
 API_VERSION = "1.41"
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -48,6 +52,7 @@ class SocketEngine:
         self.timeout = timeout
         prefix = "/v" + os.environ.get("DOCKER_API_VERSION", API_VERSION)
         self._http = UnixHttp(self.url.removeprefix("unix://"), timeout, prefix)
+        self._kind: EngineKind | None = None
 
     @property
     def name(self) -> str:
@@ -58,7 +63,9 @@ class SocketEngine:
     def _unreachable(self, action: str, exc: BaseException) -> EngineError:
         return EngineError(
             f"cannot {action} the Docker engine at {self.name}: {exc}. Is dockerd running? "
-            "Start it (as root: scripts/ensure-engine.sh), or point DOCKER_HOST at one; "
+            "Start it (as root: scripts/ensure-engine.sh; Podman's service: "
+            "scripts/ensure-podman.sh), "
+            "or point DOCKER_HOST or --host at one; "
             "a non-root user needs access to the socket (which is root on the host)."
         )
 
@@ -103,6 +110,27 @@ class SocketEngine:
         return doc.parse(
             doc.EngineInfo, self._json("GET", "/info", "reach"), "system info", self.name
         )
+
+    def ping(self) -> dict[str, str]:
+        try:
+            status, headers = self._http.head("/_ping", {})
+        except Unreachable as exc:
+            raise self._unreachable("reach", exc.cause) from None
+        if status >= 400:
+            raise EngineError(f"engine {self.name} refused to answer a ping: HTTP {status}")
+        return dict(headers.items())
+
+    def podman_info(self) -> PodmanInfo:
+        document = self._json("GET", "/libpod/info", "read Podman's info from")
+        return doc.parse(PodmanInfo, document, "Podman info", self.name)
+
+    def kind(self) -> EngineKind:
+        """See `Engine.kind`."""
+        if self._kind is None:
+            from engine.backends.kinds import detect
+
+            self._kind = detect(self)
+        return self._kind
 
     def inspect_container(self, container: str) -> doc.ContainerInspect:
         document = self._json("GET", f"/containers/{_q(container)}/json", "inspect container")

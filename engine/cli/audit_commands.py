@@ -16,6 +16,7 @@ from engine.cli.common import (
     add_policy_args,
     add_swarm_node_arg,
     check_output_dir,
+    host_url,
     load,
     write_output,
 )
@@ -74,6 +75,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--host",
         action="append",
+        type=host_url,
         default=[],
         metavar="URL",
         help="engine to audit (unix://, tcp://, ssh://); repeat for many "
@@ -114,7 +116,9 @@ def _add_capture(sub: Subparsers) -> None:
         help="write the TOML here (atomically); a custom seccomp profile goes beside it as "
         "FILE's name + .seccomp.json (required for such a container)",
     )
-    p.add_argument("--host", metavar="URL", help="engine (default: DOCKER_HOST or local)")
+    p.add_argument(
+        "--host", type=host_url, metavar="URL", help="engine (default: DOCKER_HOST or local)"
+    )
     p.set_defaults(func=cmd_capture)
 
 
@@ -221,6 +225,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if inspect is None:
         raise UsageError(f"no container {args.container!r} on {engine.name}")
     image = engine.inspect_image(inspect.image).config
+    inspect = engine.kind().captured(inspect)
     if args.output is None:
         print(capture_toml(inspect, image, args.name), end="")
         return OK
@@ -232,12 +237,4 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if custom is not None:
         write_output(seccomp_path, json.dumps(json.loads(custom), indent=2))
     write_output(args.output, text.rstrip("\n"))
-    return OK
-    check_output_dir(args.output)
-    seccomp_file = None
-    if custom is not None:
-        seccomp_path = args.output.with_name(args.output.stem + ".seccomp.json")
-        write_output(seccomp_path, json.dumps(json.loads(custom), indent=2))
-        seccomp_file = seccomp_path.name  # relative to the TOML, as policy files resolve it
-    write_output(args.output, capture_toml(inspect, image, args.name, seccomp_file).rstrip("\n"))
     return OK

@@ -127,6 +127,35 @@ def configure_logs(args: argparse.Namespace) -> None:
     )
 
 
+HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
+
+
+def host_url(text: str) -> str:
+    """`--host URL`: an engine URL as DOCKER_HOST takes it (`unix:///run/podman/podman.sock`,
+    `tcp://HOST:PORT`, `ssh://USER@HOST`); anything else is a usage error, not a connection
+    attempt to somewhere unexpected."""
+    if not text.startswith(HOST_SCHEMES) or len(text) == len(text.partition("://")[0]) + 3:
+        raise argparse.ArgumentTypeError(
+            f"expected an engine URL such as unix:///var/run/docker.sock, "
+            f"unix:///run/podman/podman.sock or tcp://HOST:2376, got {text!r}"
+        )
+    if text.startswith("unix://") and not text.startswith("unix:///"):
+        raise argparse.ArgumentTypeError(f"a unix socket URL needs an absolute path: {text!r}")
+    if any(c in text for c in "\0\n\r"):
+        raise argparse.ArgumentTypeError("an engine URL may not contain control characters")
+    return text
+
+
+def add_host_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        type=host_url,
+        metavar="URL",
+        help="the engine: Docker or Podman's service, detected from the engine itself "
+        "(default: DOCKER_HOST, else unix:///var/run/docker.sock)",
+    )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -12,6 +12,7 @@ from engine.cli.common import (
     OK,
     Subparsers,
     add_command,
+    add_host_arg,
     add_log_args,
     add_policy_args,
     add_swarm_node_arg,
@@ -42,6 +43,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("profile", metavar="PROFILE")
     p.add_argument("--image", metavar="IMG", help="use this image instead of the profile's")
+    add_host_arg(p)
     add_policy_args(p)
     add_log_args(p)
     p.set_defaults(func=cmd_shell, launches=True)
@@ -54,6 +56,7 @@ def register(sub: Subparsers) -> None:
         epilog="example:\n  policy clean --dry-run",
     )
     p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    add_host_arg(p)
     p.set_defaults(func=cmd_clean)
     p = add_command(
         sub,
@@ -70,6 +73,7 @@ def register(sub: Subparsers) -> None:
         help="the swarm's nodes, their engines and which profile fields each can enforce",
     )
     add_swarm_node_arg(p)
+    add_host_arg(p)
     add_policy_args(p)
     p.set_defaults(func=cmd_doctor)
 
@@ -122,6 +126,7 @@ def _add_run(sub: Subparsers) -> None:
         "(README: Swarm)",
     )
     add_swarm_node_arg(p)
+    add_host_arg(p)
     add_policy_args(p)
     add_log_args(p)
     p.set_defaults(func=cmd_run, launches=True)
@@ -168,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers:
         return _run_workers(args)
     spec = launch_spec(args)
-    engine = connect()
+    engine = connect(args.host)
     if args.detach:
         with detached(engine, spec, remove=False) as container:
             print(container)
@@ -202,8 +207,8 @@ def _run_workers(args: argparse.Namespace) -> int:
 
     specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
     fail_on_violation = _fail_on_violation(args, specs[0].profile)
-    engine = connect()
-    engine.version()  # connect (and fail clearly) once, before the workers start
+    engine = connect(args.host)
+    engine.kind()  # connect (and fail clearly) once, before the workers start
     # A terminal gets the board redrawn in place; a CI log one line per finished worker.
     with Board(len(specs), sys.stderr, sys.stderr.isatty()) as board:
         outcomes = run_workers(
@@ -240,7 +245,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     spec = launch_spec(args)
     if not spec.command:
         spec = dataclasses.replace(spec, command=("/bin/sh",))
-    engine = connect()
+    engine = connect(args.host)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     container = create_verified(engine, spec, tty=tty)
     try:
@@ -253,7 +258,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from engine import labels
     from engine.backends import connect
 
-    engine = connect()
+    engine = connect(args.host)
     found = engine.containers({"label": labels.PROFILE})
     for c in found:
         profile = (c.labels or {}).get(labels.PROFILE, "?")
@@ -268,6 +273,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.backends import connect
     from engine.launcher.doctor import run_checks
 
     if args.swarm:
@@ -279,7 +285,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for name in names:
         policy.profile(name)
     failed = 0
-    for check in run_checks(policy, names):
+    for check in run_checks(policy, names, connect(args.host)):
         print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
         if not check.ok:
             failed += 1

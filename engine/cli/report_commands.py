@@ -26,6 +26,11 @@ DEFAULT_LAUNCH_DAYS = 90.0  # what --prune keeps of whole launches unless --keep
 
 
 def register(sub: Subparsers) -> None:
+    _add_report(sub)
+    _add_monitor(sub)
+
+
+def _add_report(sub: Subparsers) -> None:
     from engine.report.usage.formats import Format
 
     p = add_command(
@@ -76,6 +81,9 @@ def register(sub: Subparsers) -> None:
         help=f"with --prune: days of launch summaries kept ({DEFAULT_LAUNCH_DAYS:g})",
     )
     p.set_defaults(func=cmd_report)
+
+
+def _add_monitor(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "monitor",

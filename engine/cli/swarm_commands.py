@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 def _connect(args: argparse.Namespace) -> tuple[SwarmEngine, dict[str, Engine]]:
     from engine.backends.swarm import SwarmEngine, node_engines
 
-    url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    url = (
+        getattr(args, "host", None)
+        or os.environ.get("DOCKER_HOST")
+        or "unix:///var/run/docker.sock"
+    )
     urls = [*args.swarm_node, *os.environ.get("POLICY_SWARM_NODES", "").split()]
     manager = SwarmEngine(url)
     return manager, node_engines(manager, urls)

@@ -36,8 +36,11 @@ class _EngineFacts:
         # Best effort, and in a thread whose exception nobody would see: an engine that has
         # gone (or a fake without these calls) leaves the facts unknown, never the launch failed.
         try:
-            self.version = engine.version().version
-            self.cgroup_version = engine.info().cgroup_version
+            # The kind the launch already read (no more calls: Podman's /version and /info cost
+            # about a second each).
+            kind = engine.kind()
+            self.version = kind.version
+            self.cgroup_version = kind.info.cgroup_version
         except Exception:
             pass
         finally:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policy.errors import Error
+from engine.history.errors import HistoryError
 
 if TYPE_CHECKING:
     from engine.monitor.figures import Usage
@@ -71,9 +71,7 @@ class LaunchRecord(BaseModel):
         return self.usage if isinstance(self.usage, Usage) else None
 
 
-class HistoryError(Error):
-    """A history store cannot be read or written (damaged, locked, of a newer version).
-    On the launch path it is reported and the run's own exit code stands (`history.record`)."""
+__all__ = ["HistoryError", "HistoryStore", "LaunchRecord"]
 
 
 class HistoryStore(Protocol):

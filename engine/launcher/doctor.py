@@ -31,20 +31,32 @@ def run_checks(
     try:
         version = engine.version()
         info = engine.info()
+        kind = engine.kind()
     except EngineError as exc:
         yield Check(
             "engine",
             False,
             exc.message,
-            "start dockerd (as root: scripts/ensure-engine.sh) or set DOCKER_HOST",
+            "start dockerd (as root: scripts/ensure-engine.sh), or Podman's service "
+            "(scripts/ensure-podman.sh), or set DOCKER_HOST / --host",
         )
         return
     yield Check(
         "engine",
         True,
-        f"{engine.name} answers, Docker {version.version} "
-        f"(API {version.api_version}), cgroup v{info.cgroup_version or '?'}",
+        f"{engine.name} answers, {kind.name} {kind.version} (API {version.api_version}), "
+        f"cgroup v{info.cgroup_version or '?'}{', rootless' if kind.rootless else ''}",
     )
+    for check in kind.checks():
+        yield Check(check.name, check.ok, check.detail, check.fix)
+    for name in profiles:
+        for refusal in kind.refusals(policy.profiles[name]):
+            yield Check(
+                f"profile {name}: {refusal.field}",
+                False,
+                f"cannot be enforced by {kind.name}",
+                refusal.why,
+            )
     limits = (("memory", info.memory_limit), ("cpu", info.cpu_cfs_quota), ("pids", info.pids_limit))
     for what, ok in limits:
         yield Check(
@@ -60,6 +72,19 @@ def run_checks(
         "supported" if "seccomp" in options else "not supported by this engine",
         "use a kernel and dockerd built with seccomp support",
     )
+    # AppArmor and SELinux only where a profile declares them: a launch is refused otherwise.
+    enabled = {o.split(",")[0].removeprefix("name=") for o in info.security_options or []}
+    for module in ("apparmor", "selinux"):
+        users = sorted(n for n in profiles if getattr(policy.profiles[n], module))
+        if users:
+            yield Check(
+                module,
+                module in enabled,
+                "supported"
+                if module in enabled
+                else f"not supported: {', '.join(users)} would be refused at launch",
+                f"run the engine on a host with {module} enabled, or drop the profile's {module}",
+            )
     images = sorted({policy.profiles[n].image for n in profiles})
     for image in images:
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audit.drift import Drift
+from engine.backends.kinds.interface import Refusal
 from engine.monitor.figures import Usage
 from engine.render.walk import Walked, walk
 from policy.errors import EngineError
@@ -24,6 +25,18 @@ class VerificationError(EngineError):
             "it was removed without starting:\n" + "\n".join(lines)
         )
         self.drifts = drifts
+
+
+class UnenforceableError(EngineError):
+    """The engine cannot enforce some field of the profile; nothing was created."""
+
+    def __init__(self, profile: str, engine: str, refusals: list[Refusal]) -> None:
+        lines = [f"  {r.field}: {r.why}" for r in refusals]
+        super().__init__(
+            f"profile '{profile}' cannot be enforced by {engine}; nothing was created:\n"
+            + "\n".join(lines)
+        )
+        self.refusals = refusals
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from engine.audit.drift import Drift, diff
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, Engine, ImageInspect
 from engine.launcher.mounts import prepare_mounts
-from engine.launcher.spec import LaunchSpec, VerificationError
+from engine.launcher.spec import LaunchSpec, UnenforceableError, VerificationError
 from engine.logs import logger
 from engine.render.interface import Unexpressible, render
 from engine.render.request import EngineRequest
@@ -32,9 +32,8 @@ def verify(
     if image is None or image.id != inspect.image:
         image = engine.inspect_image(inspect.image)
     expected = render(ExpectedSettings(image.config), spec.walked).value
-    drifts = diff(expected, observed_settings(inspect, image.config)) + tmpfs_modes(
-        engine, spec, container
-    )
+    observed = engine.kind().observed(observed_settings(inspect, image.config), expected, inspect)
+    drifts = diff(expected, observed) + tmpfs_modes(engine, spec, container)
     if drifts:
         raise VerificationError(spec.profile.name, drifts)
     return inspect
@@ -58,6 +57,14 @@ def tmpfs_modes(engine: Engine, spec: LaunchSpec, container: str) -> list[Drift]
                 )
             )
     return drifts
+
+
+def refuse_unenforceable(engine: Engine, spec: LaunchSpec) -> None:
+    """Before anything exists: refuse a profile with a field this engine cannot enforce."""
+    kind = engine.kind()
+    refusals = kind.refusals(spec.profile)
+    if refusals:
+        raise UnenforceableError(spec.profile.name, f"{kind.describe()} at {engine.name}", refusals)
 
 
 # Profile field -> the engine security option that must be enabled for it to mean anything: an
@@ -86,10 +93,11 @@ def refuse_unsupported(engine: Engine, spec: LaunchSpec) -> None:
 
 def create_verified(engine: Engine, spec: LaunchSpec, tty: bool = False) -> str:
     """Create the container and verify it; on any failure it is removed and nothing started."""
+    refuse_unenforceable(engine, spec)
     image = engine.inspect_image(spec.walked.image)  # a clear error first
     refuse_unsupported(engine, spec)
     prepare_mounts(spec.profile, spec.project)
-    body = render(EngineRequest(tty), spec.walked).value
+    body = engine.kind().request(render(EngineRequest(tty), spec.walked).value, image.config)
     try:
         container = engine.create(body, spec.name)
         verify(engine, spec, container, image)

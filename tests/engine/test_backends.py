@@ -1,6 +1,6 @@
-"""Every backend keeps the same contract on the real engine: the stdlib unix-socket backend (what
+"""Every backend keeps the same contract on the real engines: the stdlib unix-socket backend (what
 `connect()` gives for a local engine) and the docker SDK backend (tcp, TLS, ssh) answer each call
-alike, with the same typed documents and the same errors."""
+alike, with the same typed documents and the same errors, on Docker and on Podman's service."""
 
 from __future__ import annotations
 
@@ -29,24 +29,33 @@ BACKENDS: dict[str, type[SocketEngine] | type[DockerEngine]] = {
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[Engine]:
-    engine: Engine = BACKENDS[request.param](LOCAL)
+def backend(request: pytest.FixtureRequest, engine_url: str) -> Iterator[Engine]:
+    engine: Engine = BACKENDS[request.param](engine_url)
     yield engine
     engine.close()
 
 
 @pytest.fixture
-def made(backend: Engine, container_names: list[str]) -> Iterator[Any]:
-    """`made(command)`: a created (not started) container of the test image; removed after."""
+def made(backend: Engine) -> Iterator[Any]:
+    """`made(command)`: a created (not started) container of the test image; removed after
+    through the same backend, on whichever engine it is, and none may remain."""
+    names: list[str] = []
 
     def make(command: list[str], **extra: Any) -> str:
         name = new_name("cp-backend")
-        container_names.append(name)
-        body = {"Image": TEST_IMAGE, "Cmd": command, "HostConfig": {"NetworkMode": "none"}}
+        names.append(name)
+        # Explicit ulimits: Podman's own defaults exceed this machine's hard limit.
+        ulimits = [{"Name": n, "Soft": 1024, "Hard": 1024} for n in ("nofile", "nproc")]
+        host: dict[str, Any] = {"NetworkMode": "none", "Ulimits": ulimits}
+        body = {"Image": TEST_IMAGE, "Cmd": command, "HostConfig": host}
         body.update(extra)
         return backend.create(body, name)
 
     yield make
+    for name in names:
+        backend.remove(name)
+    left = [n for n in names if backend.inspect_if_exists(n) is not None]
+    assert not left, f"containers left behind: {left}"
 
 
 def test_version_and_info_are_typed(backend: Engine) -> None:
@@ -99,14 +108,22 @@ def test_inspect_list_and_remove(backend: Engine, made: Any) -> None:
         backend.inspect_container(container)
 
 
-def test_the_same_documents_from_both_backends(made: Any) -> None:
+def test_the_same_documents_from_both_backends(made: Any, engine_url: str) -> None:
     container = made(["true"])
-    socket_doc = SocketEngine(LOCAL).inspect_container(container)
-    sdk_doc = DockerEngine(LOCAL).inspect_container(container)
+    socket_doc = SocketEngine(engine_url).inspect_container(container)
+    sdk_doc = DockerEngine(engine_url).inspect_container(container)
     assert socket_doc == sdk_doc
-    assert SocketEngine(LOCAL).inspect_image(TEST_IMAGE) == DockerEngine(LOCAL).inspect_image(
-        TEST_IMAGE
-    )
+    assert SocketEngine(engine_url).inspect_image(TEST_IMAGE) == DockerEngine(
+        engine_url
+    ).inspect_image(TEST_IMAGE)
+
+
+def test_the_engine_kind_comes_from_the_engine(backend: Engine, engine_url: str) -> None:
+    # Both URLs are unix sockets: only the engine's own /version tells them apart.
+    kind = backend.kind()
+    assert kind.name == ("Podman" if "podman" in engine_url else "Docker")
+    assert kind.version == backend.version().version or kind.name == "Podman"
+    assert backend.kind() is kind  # asked once
 
 
 def test_a_missing_image_says_how_to_get_it(backend: Engine) -> None:
@@ -116,7 +133,14 @@ def test_a_missing_image_says_how_to_get_it(backend: Engine) -> None:
 
 def test_a_refused_create_names_the_engine_and_the_reason(backend: Engine) -> None:
     with pytest.raises(EngineError, match=r"refused to create the container: .*"):
-        backend.create({"Image": TEST_IMAGE, "HostConfig": {"Memory": -5}}, new_name())
+        # Refused by both engines (Podman takes a negative memory limit without a word).
+        backend.create(
+            {
+                "Image": TEST_IMAGE,
+                "HostConfig": {"Memory": -5, "NanoCpus": 10**8, "CpuQuota": 1000},
+            },
+            new_name(),
+        )
 
 
 def test_events_arrive_and_close_ends_the_stream(backend: Engine, made: Any) -> None:

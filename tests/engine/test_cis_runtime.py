@@ -438,3 +438,39 @@ def test_the_rendered_line_of_every_key_gives_the_declared_container(
     image = docker_client.api.inspect_image(inspect["Image"])["Config"]
     profile = load_policy([policies], project).profiles["probe"]
     assert diff(expected_settings(profile, project, image), observed_settings(inspect, image)) == []
+
+
+def test_deep_audit_sees_a_ulimit_changed_in_the_kernel(
+    project: Path, docker_client: Any, tmp_path: Path
+) -> None:
+    """The container's process lowers its own soft limit (`ulimit -S -n 512`, then exec): the
+    inspect document still matches the profile (no drift), and `--deep` reads /proc/PID/limits
+    and reports the difference. (Changing it from outside, `prlimit --pid`, needs
+    CAP_SYS_RESOURCE, which this test's host may not have.)"""
+    policies = write_probe_policy(project, "ulimits = { nofile = 4096, nproc = 4096 }\n")
+    code, out, err = cli(
+        "run", "probe", "--detach", "--policies", str(policies),
+        "--record", str(tmp_path / "r.jsonl"), "--", "sh", "-c", "ulimit -S -n 512; exec sleep 300",
+    )  # fmt: skip
+    assert code == 0, err
+    container = out.strip()
+    try:
+        code, report, _ = audit("--deep", "--filter", f"id={container}", policies=policies)
+        got = [(f["kind"], f["field"], f["actual"]) for f in report["containers"][0]["findings"]]
+        assert got == [("kernel", "ulimits nofile", {"soft": 512, "hard": 4096})]
+        assert code == 1
+    finally:
+        docker_client.api.remove_container(container, v=True, force=True)
+
+
+def test_doctor_says_a_profile_needing_apparmor_would_be_refused(
+    project: Path, docker_client: Any
+) -> None:
+    options = docker_client.info().get("SecurityOptions") or []
+    if any(o.split(",")[0].removeprefix("name=") == "apparmor" for o in options):
+        pytest.skip("this engine supports apparmor")
+    policies = write_probe_policy(project, 'apparmor = "docker-default"\n')
+    code, out, _ = cli("doctor", "probe", "--policies", str(policies))
+    assert code == 1, out
+    line = next(line for line in out.splitlines() if "apparmor:" in line)
+    assert "not supported: probe would be refused at launch" in line

@@ -146,9 +146,11 @@ def test_exit_code_passes_through(status: int, guard: Guard, project: Path) -> N
 
 def test_timeout_stops_the_container_and_exits_124(guard: Guard, project: Path) -> None:
     started = time.monotonic()
-    code, _, _ = run_shipped("fast", project, "sleep", "30")
+    code, _, err = run_shipped("fast", project, "sleep", "30")
     elapsed = time.monotonic() - started
     assert code == 124
+    # The monitor's summary names it as a violation, with its threshold.
+    assert "error    timeout: " in err and "(threshold: timeout 2s)" in err, err
     # The profile allows 2 s, then SIGTERM and SIGKILL after a 1 s grace: a bound on behaviour
     # (the container did not run its 30 s), not a performance assertion.
     assert elapsed < 10, f"took {elapsed:.1f}s"

@@ -449,6 +449,7 @@ def test_kernel_view_cgroup_v1(tmp_path: Path, cgroup: str, cpu_dir: str) -> Non
         "capabilities": [],
         "read_only": True,
         "tmpfs_sizes": {"/dev": 64 * MIB, "/tmp": 100 * MIB, "/sys/firmware": None},
+        "tmpfs_read_only": {"/dev": False, "/tmp": False, "/sys/firmware": True},
         "memory": 1024 * MIB,
         "pids_limit": 256,
         "cpus": 2.0,
@@ -557,3 +558,45 @@ def test_capture_writes_the_ulimits_back(image: dict[str, Any], tmp_path: Path) 
     loaded = load_policy([tmp_path], RECORDED_PROJECT).profiles["limited"]
     assert loaded.ulimits == profile_from_inspect(doc, image, "limited").ulimits
     assert observed_settings(doc, image)["ulimits"]["nproc"] == {"soft": 512, "hard": 1024}
+
+
+# /proc/<pid>/limits of a container launched with --ulimit nofile=1024:2048 --ulimit nproc=300,
+# as this engine's kernel printed it.
+PROC_LIMITS = """\
+Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max file size             unlimited            unlimited            bytes
+Max data size             unlimited            unlimited            bytes
+Max stack size            8388608              unlimited            bytes
+Max core file size        0                    unlimited            bytes
+Max resident set          unlimited            unlimited            bytes
+Max processes             300                  300                  processes
+Max open files            1024                 2048                 files
+Max locked memory         8388608              8388608              bytes
+Max address space         unlimited            unlimited            bytes
+Max file locks            unlimited            unlimited            locks
+Max pending signals       96363                96363                signals
+Max msgqueue size         819200               819200               bytes
+Max nice priority         0                    0
+Max realtime priority     0                    0
+Max realtime timeout      unlimited            unlimited            us
+"""
+
+
+def test_kernel_view_reads_the_ulimits_and_compares_only_the_declared(tmp_path: Path) -> None:
+    proc, root = fake_proc(tmp_path, CGROUP_V1)
+    cgroup_v1_files(root)
+    write(proc / "4242" / "limits", PROC_LIMITS)
+    view = kernel_view(4242, proc, root)
+    assert len(view["ulimits"]) == 16
+    assert view["ulimits"]["nofile"] == {"soft": 1024, "hard": 2048}
+    assert view["ulimits"]["core"] == {"soft": 0, "hard": -1}
+    assert view["ulimits"]["nice"] == {"soft": 0, "hard": 0}
+    expected = {
+        "no_new_privileges": True, "seccomp": "default", "capabilities": [], "read_only": True,
+        "memory": 1024 * MIB, "pids_limit": 256, "cpus": 2.0,
+        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": {"soft": 300, "hard": 300}},
+    }  # fmt: skip
+    assert compare_kernel(expected, view) == [
+        ("ulimits nofile", {"soft": 1024, "hard": 4096}, {"soft": 1024, "hard": 2048})
+    ]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import IN_CI, ROOT, cli, unavailable, write_probe_policy
+from tests.helpers import ROOT, cli, unavailable, write_probe_policy
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("fresh_logging", "launch_record")]
 
@@ -164,8 +164,3 @@ def test_the_html_report_renders_in_chromium_with_nothing_fetched(
     taken = chromium(f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri())
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-
-
-def test_ci_has_chromium() -> None:
-    if IN_CI:
-        assert shutil.which("chromium"), "scripts/ensure-chromium.sh should have installed it"

@@ -931,6 +931,14 @@ CASES: list[Case] = [
         "not a sysctl name",
     ),
     Case(
+        "sysctl-host-network",
+        one(profile('network = "host"\nsysctls = { "net.ipv4.ip_forward" = "1" }\n')),
+        "bad-value",
+        EXTRA + 1,
+        13,
+        "shares that namespace with the host",
+    ),
+    Case(
         "sysctl-bool",
         one(profile('sysctls = { "net.ipv4.ip_forward" = true }\n')),
         "bad-value",

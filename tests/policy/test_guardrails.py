@@ -291,3 +291,45 @@ def test_guardrail_can_be_waived(tmp_path: Path) -> None:
         "guardrail/memory-ceiling",
         "waiver-expired",
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "rules", "setting", "fragment"),
+    [
+        (
+            "ports",
+            "{ maxlength = 0 }",
+            'network = "bridge"\nports = [{ host = "127.0.0.1", container = 80 }]',
+            "max length is 0",
+        ),
+        (
+            "ulimits",
+            "{ schema = { nproc = { schema = { hard = { max = 4096 } } } } }",
+            "ulimits = { nproc = 8192 }",
+            "max value is 4096",
+        ),
+        (
+            "restart",
+            '{ allowed = ["no"] }',
+            'restart = "on-failure:2"',
+            "unallowed value on-failure:2",
+        ),
+        ("sysctls", "{ maxlength = 0 }", 'sysctls = { "kernel.shmmax" = "1" }', "max length is 0"),
+    ],
+    ids=["ports", "ulimits", "restart", "sysctls"],
+)
+def test_guardrails_judge_the_runtime_keys(
+    tmp_path: Path, field: str, rules: str, setting: str, fragment: str
+) -> None:
+    """The runtime keys of issue 12 are fields of the canonical document a guardrail can name;
+    the shipped profiles (which set ulimits) pass, the team's setting does not."""
+    policy = load_policy(
+        [
+            shipped_plus(
+                tmp_path, {"team.toml": TEAM_HEAD + setting + "\n"}, _guardrail(field, rules)
+            )
+        ]
+    )
+    found = [d for d in validate(policy, today=TODAY) if d.code == "guardrail/house"]
+    assert [d.profile for d in found] == ["team"], found
+    assert fragment in found[0].message

@@ -305,3 +305,33 @@ def test_prune_keeps_summaries_longer_than_samples(tmp_path: Path) -> None:
     launches = store.launches()
     assert len(launches) == 2
     assert [len(store.samples(x.row)) for x in launches] == [0, 2]  # oldest first
+
+
+def test_hostile_names_from_the_tests_cannot_script_the_page_or_forge_a_line(
+    tmp_path: Path,
+) -> None:
+    """Test names come from JUnit XML the tests wrote, commands from the user: in the HTML page
+    they are text (escaped, and the page's policy allows no script anyway); in the table a
+    control character is an escape, so no name can forge or recolour a line."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "junit.xml").write_text(
+        '<testsuite><testcase classname="c" name="&lt;script&gt;alert(1)&lt;/script&gt;" '
+        'time="1"/></testsuite>'
+    )
+    store = SqliteStore(tmp_path / "h.sqlite", sample_days=None)
+    command = ["sh", "-c", "echo '<img src=x onerror=alert(1)>'\nforged line \x1b[31mred"]
+    for _ in range(2):
+        store.append(
+            record(NOW, "p", command, 1.0, usage=usage(10, 100 * MIB, 0.0), results=(str(results),))
+        )
+    code, out, err = cli("report", "--history", str(store.path), "--format", "html")
+    assert code == 0, err
+    assert "<script>alert" not in out and "<img src=x" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "&lt;img src=x" in out
+    assert "default-src 'none'" in out
+    code, out, err = cli("report", "--history", str(store.path))
+    assert code == 0, err
+    assert "c.<script>alert(1)</script>" in out  # as text: a terminal runs no script
+    assert "\x1b" not in out and "red" in out
+    assert not any(line.startswith("forged line") for line in out.splitlines())

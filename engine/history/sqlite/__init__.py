@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.history.interface import LaunchRecord
 from engine.history.junit import JUnitCase
 from engine.history.sqlite import queries, write
 from engine.history.sqlite.queries import Pruned, StoredLaunch
@@ -45,6 +45,9 @@ from engine.history.sqlite.schema import (
     default_sample_days,
 )
 from engine.monitor.figures import Sample, Usage, Violation
+
+if TYPE_CHECKING:
+    from engine.history.interface import LaunchRecord
 
 __all__ = [
     "APPLICATION_ID",
@@ -109,6 +112,8 @@ class SqliteStore:
         return queries.prune(self.database, sample_days, launch_days)
 
     def records(self) -> Iterator[LaunchRecord]:
+        from engine.history.interface import LaunchRecord
+
         for launch in self.launches():
             yield LaunchRecord(
                 time=launch.time.isoformat(timespec="milliseconds"),

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.history.interface import HistoryError
+from engine.history.errors import HistoryError
 from engine.monitor.figures import Source
 
 if TYPE_CHECKING:

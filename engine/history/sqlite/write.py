@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.history.interface import LaunchRecord
 from engine.history.junit import JUnitCase
 from engine.history.sqlite.schema import (
     DAY,
@@ -24,6 +23,8 @@ from engine.monitor.figures import Figure, Usage
 
 if TYPE_CHECKING:
     import sqlite3
+
+    from engine.history.interface import LaunchRecord
 
 
 def append(db: Database, record: LaunchRecord, sample_days: float | None) -> None:

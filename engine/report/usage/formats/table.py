@@ -38,7 +38,7 @@ class TableFormat:
     needs_plots = False
 
     def render(self, report: UsageReport) -> str:
-        scope = f"profile {report.profile}" if report.profile else "all profiles"
+        scope = f"profile {printable(report.profile)}" if report.profile else "all profiles"
         out = [
             f"usage report: {report.history}",
             f"  {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC, {scope}, "
@@ -51,7 +51,7 @@ class TableFormat:
                 out.append("  none in the window")
                 continue
             rows: list[tuple[str, ...]] = [
-                (o.subject.profile, o.subject.kind, str(o.runs), offender_value(key, o),
+                (printable(o.subject.profile), o.subject.kind, str(o.runs), offender_value(key, o),
                  o.detail or "-", _name(o))
                 for o in ranking
             ]  # fmt: skip
