@@ -876,6 +876,35 @@ def admission_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def swarm_section(r: dict[str, Any]) -> list[str]:
+    """A Swarm job through a profile against the same job by hand (issue 14, bench/swarm.py)."""
+    data = r.get("swarm")
+    if not data or "ratio_policy_over_hand" not in data:
+        return ["## Swarm job", "", _missing(r, "swarm"), ""]
+    p, h = data["policy_run_swarm"], data["docker_service_create"]
+    return [
+        "## Swarm job",
+        "",
+        *([_meta(data), ""] if "meta" in data else []),
+        f"{data['what']} (a swarm of two engines in network namespaces, built by "
+        "scripts/swarm.sh for the run), in alternating order (`bench/swarm.py`): "
+        "`policy run shard --swarm --workers 4` (render, node proofs, internal network, "
+        "stored specs and every task verified on its node and in /proc, logs, clean-up) "
+        "against the same four `docker service create --mode replicated-job` at once by hand, "
+        "with their network. No target.",
+        "",
+        "| what | rounds | median | min | max |",
+        "|---|---|---|---|---|",
+        f"| `policy run --swarm` | {p['n']} | {p['median']:.2f} s | {p['min']:.2f} s | "
+        f"{p['max']:.2f} s |",
+        f"| `docker service create` x4 | {h['n']} | {h['median']:.2f} s | {h['min']:.2f} s | "
+        f"{h['max']:.2f} s |",
+        "",
+        f"Ratio (median of the per-round ratios): **{data['ratio_policy_over_hand']}x**.",
+        "",
+    ]
+
+
 def render(r: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
@@ -924,6 +953,7 @@ def render(r: dict[str, Any]) -> str:
         *admission_section(r),
         *report_usage.monitor_section(r, _meta(r.get("monitor") or {})),
         *report_usage.usage_report_section(r, _meta(r.get("usage_report") or {})),
+        *swarm_section(r),
         *obstacles(r),
         *analysis(r),
     ]

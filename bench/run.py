@@ -33,7 +33,7 @@ os.chdir(Path(__file__).resolve().parent.parent)
 
 from bench import common, report  # noqa: E402
 
-BENCHMARKS = ("validate", "launch", "audit", "admission", "monitor", "usage_report")
+BENCHMARKS = ("validate", "launch", "audit", "admission", "monitor", "usage_report", "swarm")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 SCHEMA = "container-policy/bench/v2"  # v2: cold and warm policy cache, the rows of issue 13
 
@@ -188,6 +188,10 @@ def _measure(
                 from bench import usage_report
 
                 data = usage_report.run(*((20_000, 1) if quick else (100_000, 5)))
+            elif name == "swarm":
+                from bench import swarm
+
+                data = swarm.run(quick)
             else:
                 from bench import audit
 

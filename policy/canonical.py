@@ -18,6 +18,7 @@ from policy.runtime_keys import RUNTIME_FIELDS, format_ulimit
 # never reaches the engine either: it says how the launcher samples and judges the run, and a
 # container launched under other thresholds runs exactly the same.
 _NOT_DIGESTED = frozenset({"name", "description", "monitor"})
+_DIGESTED_WHEN_SET = ("swarm_network",)
 
 
 def canonical_document(profile: Profile) -> dict[str, Any]:
@@ -59,6 +60,11 @@ def digest(profile: Profile) -> str:
         for k, v in canonical_document(profile).items()
         if k not in _NOT_DIGESTED and not (k in RUNTIME_FIELDS and _at_default(profile, k))
     }
+    # Keys added after digests were first handed out are digested only when set, so a profile
+    # that does not use them keeps the digest its running containers carry.
+    for key in _DIGESTED_WHEN_SET:
+        if doc.get(key) is None:
+            doc.pop(key, None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

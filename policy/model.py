@@ -268,6 +268,7 @@ class ProfileInput(_Input, RuntimeInput, KubernetesInputField):
     healthcheck: HealthcheckInput | None = None
     labels: dict[LabelKey, Text] | None = None
     monitor: MonitorInput | None = None
+    swarm_network: Literal["internal"] | None = None
 
 
 class WaiverInput(_Input):
@@ -373,6 +374,10 @@ class Profile(_Canonical, RuntimeProfile, KubernetesField):
     workdir: str | None = None
     healthcheck: Healthcheck | None = None
     labels: dict[str, str] = {}
+    # What a Swarm job (`policy run --swarm`) gets instead of `network = "none"`, which a
+    # service cannot express: "internal", an overlay network with no route out, made for the
+    # job and removed with it. None: such a profile is refused on a swarm.
+    swarm_network: str | None = None
     # Launcher-side only (never rendered, not digested): see `Monitor`. Constructed, as
     # `seccomp` is, so that importing the model builds no validator.
     monitor: Monitor = Monitor.model_construct()

@@ -45,6 +45,7 @@ class ProfileBuilder:
         before = len(self.problems)
         self._check_image(decl, merged)
         self._check_tmpfs(decl, merged, origins)
+        self._check_swarm_network(decl, merged, origins)
         self._check_ports(decl, merged, origins)
         if "seccomp" in merged:
             seccomp = self._resolve_seccomp(decl.name, merged["seccomp"], origins)
@@ -86,6 +87,22 @@ class ProfileBuilder:
                         profile=decl.name,
                     )
                 )
+
+    def _check_swarm_network(
+        self, decl: DeclaredProfile, merged: Settings, origins: Origins
+    ) -> None:
+        # It stands in for "none" and only for it: beside a bridge or host network it would
+        # read as a restriction the profile does not have anywhere else.
+        if "swarm_network" in merged and merged.get("network", "bridge") != "none":
+            self.problems.append(
+                Diagnostic(
+                    _where(("swarm_network",), origins, decl),
+                    "bad-value",
+                    'swarm_network says what a Swarm job gets instead of network = "none"; '
+                    f"this profile's network is {merged.get('network', 'bridge')!r}",
+                    profile=decl.name,
+                )
+            )
 
     def _check_ports(self, decl: DeclaredProfile, merged: Settings, origins: Origins) -> None:
         # The engine refuses to publish a port of a container without a network of its own, and

@@ -6,6 +6,7 @@
 # 1. a virtual environment (.venv) with the package and its test extras;
 # 2. a Docker engine that answers (scripts/ensure-engine.sh installs Debian's docker.io and
 #    starts dockerd when missing and run as root; otherwise it says what to do);
+#    and what the swarm tests' swarm needs (scripts/ensure-swarm.sh: iproute2, nsenter);
 # 3. the local test images (scripts/build-test-images.sh; no registry is used), a headless
 #    Chromium for the HTML report (scripts/ensure-chromium.sh), and a Podman service with the
 #    images in its own store (scripts/ensure-podman.sh; stopped by the tests' end);
@@ -26,6 +27,7 @@ log "installing the package with its test extras"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 scripts/ensure-engine.sh
+scripts/ensure-swarm.sh
 scripts/build-test-images.sh
 scripts/ensure-chromium.sh  # the HTML report's test opens it in headless Chromium
 # Podman's service for the engine tests on Podman (tests/podman.py): needed in CI; elsewhere

@@ -72,6 +72,8 @@ def test_audit_and_run_on_a_local_engine_never_import_the_docker_sdk(
     assert "engine.launcher.run" in run
     assert not run & SDK, run & SDK
     assert "loguru" not in run, "a run that logs nothing imported loguru"
+    swarm = {m for m in run if "swarm" in m}
+    assert not swarm, f"a run on one engine imported the Swarm modules: {swarm}"
     assert not run & PLOTS, run & PLOTS  # the report's libraries stay off the run path
 
 

@@ -137,6 +137,12 @@ class ContainerState(_Document):
     exit_code: int | None = Field(None, alias="ExitCode")
 
 
+class NetworkSettingsDoc(_Document):
+    """`NetworkSettings` of a container inspect: the networks it is attached to, by name."""
+
+    networks: dict[str, Any] | None = Field(None, alias="Networks")
+
+
 class ContainerInspect(_Document):
     """`GET /containers/{id}/json`: the parts launch verification and the audit read."""
 
@@ -147,6 +153,9 @@ class ContainerInspect(_Document):
     host_config: HostConfigDoc = Field(default_factory=HostConfigDoc, alias="HostConfig")
     mounts: list[MountPoint] | None = Field(None, alias="Mounts")
     state: ContainerState = Field(default_factory=ContainerState, alias="State")
+    network_settings: NetworkSettingsDoc = Field(
+        default_factory=NetworkSettingsDoc, alias="NetworkSettings"
+    )
 
     @property
     def short_name(self) -> str:

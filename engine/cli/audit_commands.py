@@ -14,6 +14,7 @@ from engine.cli.common import (
     Subparsers,
     add_command,
     add_policy_args,
+    add_swarm_node_arg,
     check_output_dir,
     host_url,
     load,
@@ -86,6 +87,13 @@ def register(sub: Subparsers) -> None:
         default="error",
         help="lowest severity that makes the exit code 1 (default: error)",
     )
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="audit the swarm whose manager is DOCKER_HOST: its services against their "
+        "profiles, their tasks on every reachable node, and services started outside any",
+    )
+    add_swarm_node_arg(p)
     add_policy_args(p)
     p.set_defaults(func=cmd_audit)
     _add_capture(sub)
@@ -132,6 +140,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     filters = parse_filters(args.filter)
     check_output_dir(args.output)
+    if args.swarm:
+        from engine.cli.swarm_commands import audit_swarm
+
+        if args.watch or args.deep or args.host or filters:
+            raise UsageError("--swarm audits the whole swarm: no --watch, --deep, --host, --filter")
+        return audit_swarm(args)
     if args.watch and args.output is not None:
         raise UsageError("--watch prints findings as they come; it cannot write --output")
     policy = load(args, require_valid=False)

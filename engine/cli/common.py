@@ -98,6 +98,17 @@ def add_log_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
 
 
+def add_swarm_node_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--swarm-node",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the engine of a swarm node (unix://PATH), to check its tasks there; repeat for "
+        "each node (also: POLICY_SWARM_NODES, space-separated); the manager's is known",
+    )
+
+
 def configure_logs(args: argparse.Namespace) -> None:
     """Logs on stderr as asked, the launch record in `--record` and the history in `--history`
     (or their defaults)."""

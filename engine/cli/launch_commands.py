@@ -15,6 +15,7 @@ from engine.cli.common import (
     add_host_arg,
     add_log_args,
     add_policy_args,
+    add_swarm_node_arg,
     configure_logs,
     launch_spec,
     load,
@@ -66,6 +67,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "profiles", nargs="*", metavar="PROFILE", help="profiles to check (default: all)"
     )
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="the swarm's nodes, their engines and which profile fields each can enforce",
+    )
+    add_swarm_node_arg(p)
     add_host_arg(p)
     add_policy_args(p)
     p.set_defaults(func=cmd_doctor)
@@ -112,6 +119,13 @@ def _add_run(sub: Subparsers) -> None:
         help="exit 3 when the container passed but the monitor saw a warning (as the "
         "profile's monitor.fail_on_violation does); errors always do",
     )
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="run the workers as Swarm jobs on the swarm whose manager is DOCKER_HOST "
+        "(README: Swarm)",
+    )
+    add_swarm_node_arg(p)
     add_host_arg(p)
     add_policy_args(p)
     add_log_args(p)
@@ -152,6 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.logs import logger
 
     configure_logs(args)
+    if args.swarm:
+        from engine.cli.swarm_commands import run_swarm
+
+        return run_swarm(args)
     if args.workers:
         return _run_workers(args)
     spec = launch_spec(args)
@@ -185,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_workers(args: argparse.Namespace) -> int:
     from engine.backends import connect
     from engine.launcher.board import Board
-    from engine.launcher.workers import combined_exit, run_workers, shard_specs
+    from engine.launcher.workers import run_workers, shard_specs
 
     specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
     fail_on_violation = _fail_on_violation(args, specs[0].profile)
@@ -196,6 +214,14 @@ def _run_workers(args: argparse.Namespace) -> int:
         outcomes = run_workers(
             engine, specs, board.done, monitor=args.monitor, on_start=board.started
         )
+    return summarise(outcomes, fail_on_violation)
+
+
+def summarise(outcomes: list[RunResult | Error], fail_on_violation: bool) -> int:
+    """A failing worker's last output (and violations) on stderr; the combined exit. Each
+    worker's own line was printed as it ended (`engine.launcher.board`)."""
+    from engine.launcher.workers import combined_exit
+
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Error):
             continue  # its line said it
@@ -250,6 +276,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from engine.backends import connect
     from engine.launcher.doctor import run_checks
 
+    if args.swarm:
+        from engine.cli.swarm_commands import doctor_swarm
+
+        return doctor_swarm(args)
     policy = load(args, require_valid=False)
     names = args.profiles or sorted(policy.profiles)
     for name in names:

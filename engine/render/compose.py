@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.render.interface import Renderer, leaving, timeout_note
+from engine.render.interface import Renderer, leaving, swarm_only_note, timeout_note
 from engine.render.request import security_options
-from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
+from engine.render.walk import CPU_PERIOD, SETTINGS, SWARM_ONLY, Walked
 from policy import units
 
 
@@ -43,8 +43,8 @@ class Compose(Renderer[dict[str, Any]]):
     """See `Renderer`."""
 
     target = "a compose service"
-    expresses = frozenset(SETTINGS) - {"timeout"}
-    leaves = leaving(timeout=timeout_note)
+    expresses = frozenset(SETTINGS) - {"timeout"} - SWARM_ONLY
+    leaves = leaving(timeout=timeout_note, swarm_network=swarm_only_note)
 
     def build(self, walked: Walked) -> dict[str, Any]:
         p = walked.profile

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import io
 
-from engine.render.interface import Renderer, leaving, refusing, timeout_note
+from engine.render.interface import Renderer, leaving, refusing, swarm_only_note, timeout_note
 from engine.render.request import security_options
-from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
+from engine.render.walk import CPU_PERIOD, SETTINGS, SWARM_ONLY, Walked
 from policy import units
 
 
@@ -25,14 +25,14 @@ class DockerRun(Renderer[list[str]]):
     """See `Renderer`."""
 
     target = "a docker run line"
-    expresses = frozenset(SETTINGS) - {"timeout", "healthcheck", "restart"}
+    expresses = frozenset(SETTINGS) - {"timeout", "healthcheck", "restart"} - SWARM_ONLY
     cannot_express = refusing(
         healthcheck="an exec-form healthcheck can only be given to `docker run` through a "
         "shell (--health-cmd); use --as compose or `policy run`",
         restart="`docker run --rm` cannot be combined with --restart; use --as compose or "
         "`policy run`",
     )
-    leaves = leaving(timeout=timeout_note)
+    leaves = leaving(timeout=timeout_note, swarm_network=swarm_only_note)
 
     def build(self, walked: Walked) -> list[str]:
         p = walked.profile

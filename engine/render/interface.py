@@ -9,6 +9,9 @@ profile's value is refused (or None). A renderer with `refuse_unlisted` refuses 
 does not list at all, so a key added to the language later is refused there until it is spelled.
 `tests/engine/test_renderers.py` checks that every renderer accounts for every setting, so a new
 profile key cannot be dropped silently by a target that forgot it.
+The Swarm renderer (`engine.render.swarm`) has a fourth declaration, `proved_by_node`:
+settings each node enforces itself, which the launcher proves on every node or stops the job;
+anything it does not declare it refuses.
 """
 
 from __future__ import annotations
@@ -52,6 +55,14 @@ def timeout_note(profile: Profile) -> str:
     return (
         f"the profile's timeout ({format_duration(profile.timeout or 0)}) is enforced by "
         "`policy run`, not by docker"
+    )
+
+
+def swarm_only_note(profile: Profile) -> str:
+    """What a one-engine renderer says of `swarm_network`: it has `network = "none"`."""
+    return (
+        f"swarm_network = {profile.swarm_network!r} applies to `policy run --swarm` only; "
+        "one engine gives the profile no network at all"
     )
 
 

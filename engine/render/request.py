@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.interface import CreateBody
-from engine.render.interface import Renderer, leaving
-from engine.render.walk import CPU_PERIOD, SETTINGS, Walked
+from engine.render.interface import Renderer, leaving, swarm_only_note
+from engine.render.walk import CPU_PERIOD, SETTINGS, SWARM_ONLY, Walked
 from policy.errors import UsageError
 from policy.model import Profile
 from policy.seccomp import read_seccomp_document
@@ -81,8 +81,11 @@ class EngineRequest(Renderer[CreateBody]):
     """See `Renderer`. `tty` asks for an interactive container (`policy shell`)."""
 
     target = "an Engine API create request"
-    expresses = frozenset(SETTINGS) - {"timeout"}
-    leaves = leaving(timeout=lambda _: "the launcher enforces the timeout, not the engine")
+    expresses = frozenset(SETTINGS) - {"timeout"} - SWARM_ONLY
+    leaves = leaving(
+        timeout=lambda _: "the launcher enforces the timeout, not the engine",
+        swarm_network=swarm_only_note,
+    )
 
     def __init__(self, tty: bool = False) -> None:
         self.tty = tty

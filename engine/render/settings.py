@@ -13,8 +13,8 @@ from typing import Any
 
 from engine.backends.interface import ImageConfig
 from engine.labels import user_labels
-from engine.render.interface import Renderer, leaving
-from engine.render.walk import SETTINGS, Walked
+from engine.render.interface import Renderer, leaving, swarm_only_note
+from engine.render.walk import SETTINGS, SWARM_ONLY, Walked
 from policy import units
 from policy.runtime_rules import engine_disables_labels
 
@@ -66,8 +66,11 @@ class ExpectedSettings(Renderer[Settings]):
     """See `Renderer`; `image` is the config of the image the container runs."""
 
     target = "expected settings"
-    expresses = frozenset(SETTINGS) - {"timeout"}
-    leaves = leaving(timeout=lambda _: "a container shows no timeout; the launcher keeps it")
+    expresses = frozenset(SETTINGS) - {"timeout"} - SWARM_ONLY
+    leaves = leaving(
+        timeout=lambda _: "a container shows no timeout; the launcher keeps it",
+        swarm_network=swarm_only_note,
+    )
 
     def __init__(self, image: ImageConfig | None) -> None:
         self.image = image or ImageConfig()

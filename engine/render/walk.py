@@ -33,6 +33,8 @@ SETTINGS = (
     *(f for f in Profile.model_fields if f not in NOT_SETTINGS and f not in RUNTIME_FIELDS),
     *RUNTIME_FIELDS,
 )
+# Settings only a Swarm service reads (`engine.render.swarm`): one engine's targets leave them.
+SWARM_ONLY = frozenset({"swarm_network"})
 
 
 @functools.cache

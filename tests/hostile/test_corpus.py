@@ -559,6 +559,14 @@ CASES: list[Case] = [
     Case("privileged", ("privileged",), "every capability", at="privileged = true"),
     Case("privileged-string", ("wrong-type",), "expected boolean", at="privileged ="),
     Case("network-host", ("host-network",), "host's network", at="network ="),
+    Case("swarm-network-bridge-spelled", ("bad-value",), "'internal'", at="swarm_network ="),
+    Case(
+        "swarm-network-beside-host",
+        ("bad-value",),
+        'instead of network = "none"',
+        at="swarm_network =",
+        also=("host-network",),
+    ),
     Case("network-container", ("bad-value",), "not supported", at="network ="),
     Case("pid-host", ("host-pid",), "host's pid", at="pid ="),
     # --- seccomp ------------------------------------------------------------------------------

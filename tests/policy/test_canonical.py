@@ -261,6 +261,7 @@ CHANGES: list[tuple[str, Any]] = [
     ("healthcheck", {"test": ["true"], "interval": "5s", "retries": 3, "timeout": "1s"}),
     ("labels", {"team": "dev"}),
     ("labels", {"team": "qa", "tier": "1"}),
+    ("swarm_network", "internal"),  # digested when set; unset, digests stay as they were
     ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}}),
     ("ulimits", {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 513}),
     ("ulimits", {"nofile": {"soft": 1023, "hard": 4096}, "nproc": 512}),
