@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import Field
 
 from engine.backends import interface as doc
-from engine.backends.unix_http import ApiError, UnixConnection, Unreachable
-from engine.backends.unix_socket import SocketEngine, _filters, _q
+from engine.backends.unix_http import ApiError, Unreachable
+from engine.backends.unix_socket import SocketEngine, _filters, _Lines, _q
 from policy.errors import EngineError
 
 _FRAME = struct.Struct(">BxxxL")
@@ -182,7 +182,7 @@ class SwarmEngine(SocketEngine):
             raise self._refused("follow the service's logs", exc) from None
         except Unreachable as exc:
             raise self._unreachable("follow the service's logs", exc.cause) from None
-        return ServiceLogs(conn, response)
+        return ServiceLogs(conn, response, self.name)
 
     def _gone_ok(self, method: str, path: str, action: str) -> None:
         try:
@@ -192,14 +192,15 @@ class SwarmEngine(SocketEngine):
                 raise self._refused(action, exc) from None
 
 
-class ServiceLogs:
-    """(task id, stream, text) of each line of a service's log; `close()` from another thread."""
+class ServiceLogs(_Lines):
+    """(task id, stream, text) of each line of a service's log; `close()` from another thread.
 
-    def __init__(self, conn: UnixConnection, response: http.client.HTTPResponse) -> None:
-        self._conn = conn
-        self._response = response
+    A multiplexed stream of frames, not JSON lines, but closed the way every stream of the
+    engine is (`_Lines.close`).
+    """
 
     def __iter__(self) -> Iterator[tuple[str, int, str]]:
+        self._reading = True
         try:
             while len(header := self._response.read(_FRAME.size)) == _FRAME.size:
                 kind, length = _FRAME.unpack(header)
@@ -211,15 +212,6 @@ class ServiceLogs:
             return  # closed (by `close()` or the manager): the stream ends
         finally:
             self._conn.close()
-
-    def close(self) -> None:
-        import contextlib
-        import socket
-
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 def node_engines(manager: SwarmEngine, urls: list[str]) -> dict[str, doc.Engine]:
