@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -583,3 +584,11 @@ def http_trace() -> Iterator[dict[str, Any]]:
                 delattr(cls, name)
             else:
                 setattr(cls, name, value)
+
+
+def emit(results: dict[str, Any], output: Path | None) -> None:
+    """Print a benchmark's results as JSON on stdout, and write them to `output` when given."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")

@@ -19,7 +19,6 @@ Targets (issue 11): at most 1.03x wall, at most 1% of one core.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from bench.common import (
     ROOT,
     cleanup,
     docker_api,
+    emit,
     install_sigterm,
     log,
     make_policy_copy,
@@ -160,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     install_sigterm()
     with policy_cache_dir():
         results = run(args.rounds, args.seconds, args.samples)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    emit(results, args.output)
     return 0
 
 

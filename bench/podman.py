@@ -17,7 +17,6 @@ service of scripts/ensure-podman.sh (started here if it is not running) and root
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -32,6 +31,7 @@ if __package__ in (None, ""):
 from bench.common import (
     POLICY,
     ROOT,
+    emit,
     install_sigterm,
     log,
     make_policy_copy,
@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_policy_over_podman": paired_ratio(walls["policy"], walls["podman"]),
         "podman_line": shlex.join(theirs),
     }
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    emit(results, args.output)
     return 0
 
 

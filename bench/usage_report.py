@@ -33,7 +33,16 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import POLICY, log, paired_ratio, policy_cache_dir, run_proc, summary, target
+from bench.common import (
+    POLICY,
+    emit,
+    log,
+    paired_ratio,
+    policy_cache_dir,
+    run_proc,
+    summary,
+    target,
+)
 
 TARGET_SECONDS = 2.0
 PROFILES = ("isolation", "full", "parallel", "fast")
@@ -203,10 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with policy_cache_dir():
         results = run(args.launches, args.rounds)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    emit(results, args.output)
     return 0
 
 
