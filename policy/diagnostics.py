@@ -30,14 +30,20 @@ def printable(text: str) -> str:
 
 
 class Severity(enum.StrEnum):
-    """How bad a finding is; `error` fails validation, `warning` only with `--fail-on warning`."""
+    """How bad a finding is; `error` fails validation, `warning` only with `--fail-on warning`,
+    and a `note` (something a reviewer may want to see that is not a weakness of a test
+    container, such as CIS 5.27's missing health check) only with `--fail-on note`."""
 
+    NOTE = "note"
     WARNING = "warning"
     ERROR = "error"
 
     @property
     def rank(self) -> int:
-        return 1 if self is Severity.WARNING else 2
+        return _RANK[self]
+
+
+_RANK = {Severity.NOTE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
 @dataclass(frozen=True, order=True)

@@ -83,9 +83,10 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--fail-on",
-        choices=["warning", "error"],
+        choices=["note", "warning", "error"],
         default="error",
-        help="lowest severity that makes the exit code 1 (default: error)",
+        help="lowest severity that makes the exit code 1 (default: error; a note is what a "
+        "reviewer may want to see but is no weakness of a test container, e.g. no health check)",
     )
     p.add_argument(
         "--swarm",

@@ -42,6 +42,7 @@ class JsonFormat:
                 "findings": len(findings),
                 "errors": sum(f.severity.value == "error" for f in findings),
                 "warnings": sum(f.severity.value == "warning" for f in findings),
+                "notes": sum(f.severity.value == "note" for f in findings),
             },
             "containers": [
                 {

@@ -1,10 +1,13 @@
-"""JUnit XML for CI: one test suite per host, one test case per container and rule."""
+"""JUnit XML for CI: one test suite per host, one test case per container and rule.
+
+A note (`Severity.NOTE`) is no failure: its test case passes and carries the note as output."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 from engine.audit.findings import AuditReport, Kind
+from policy.diagnostics import Severity
 from policy.rules import RULES
 
 _MANAGED = (Kind.DRIFT.value, Kind.STALE.value, Kind.UNKNOWN_PROFILE.value)
@@ -25,10 +28,12 @@ class JunitFormat:
                 errors += 1  # the audit could not run there: an error, not a failed check
             for c in (c for c in report.containers if c.host == host):
                 by_rule: dict[str, list[str]] = {}
+                noted: dict[str, list[str]] = {}
                 for f in c.findings:
-                    by_rule.setdefault(f.rule, []).append(f.message)
+                    into = noted if f.severity is Severity.NOTE else by_rule
+                    into.setdefault(f.rule, []).append(f.message)
                 rule_ids = list(_MANAGED) if c.profile else [r.id for r in RULES]
-                rule_ids += [r for r in by_rule if r not in rule_ids]
+                rule_ids += [r for r in [*by_rule, *noted] if r not in rule_ids]
                 for rule_id in rule_ids:
                     case = ET.SubElement(suite, "testcase", classname=c.name or c.id, name=rule_id)
                     tests += 1
@@ -38,6 +43,8 @@ class JunitFormat:
                             case, "failure", message="; ".join(by_rule[rule_id])[:500]
                         )
                         failure.text = "\n".join(by_rule[rule_id])
+                    elif rule_id in noted:
+                        ET.SubElement(case, "system-out").text = "\n".join(noted[rule_id])
             suite.set("tests", str(tests))
             suite.set("failures", str(failures))
             suite.set("errors", str(errors))

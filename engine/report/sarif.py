@@ -10,7 +10,7 @@ from engine.report.base import rule_help
 from policy.rules import RULES, RULES_BY_ID
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_LEVEL = {"error": "error", "warning": "warning"}
+_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 
 
 def _rule(rule_id: str, level: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from engine.audit.findings import AuditReport, Finding
+from policy.diagnostics import Severity
 
-_COLORS = {"error": "\033[31m", "warning": "\033[33m"}
+_COLORS = {"error": "\033[31m", "warning": "\033[33m", "note": "\033[36m"}
 _RESET = "\033[0m"
 
 
@@ -33,9 +34,11 @@ class TableFormat:
             for f in c.findings:
                 where = f"{f.location}: " if self.locations and f.location else ""
                 lines.append(f"  {where}{self._sev(f)} {f.rule:<18} {f.message}")
-        clean = sum(1 for c in report.containers if not c.findings)
+        # A note is not a weakness: a container with only notes is still clean.
+        clean = sum(1 for c in report.containers if not _above_notes(c.findings))
         findings = report.findings
-        errors = sum(f.severity.value == "error" for f in findings)
+        errors = sum(f.severity is Severity.ERROR for f in findings)
+        notes = sum(f.severity is Severity.NOTE for f in findings)
         where = (
             f"in {len(report.hosts)} file set(s)"
             if self.locations
@@ -44,6 +47,11 @@ class TableFormat:
         things = "service(s)" if self.locations else "container(s)"
         lines.append(
             f"{len(report.containers)} {things} {where}: "
-            f"{clean} clean, {errors} error(s), {len(findings) - errors} warning(s)"
+            f"{clean} clean, {errors} error(s), {len(findings) - errors - notes} warning(s)"
+            + (f", {notes} note(s)" if notes else "")
         )
         return "\n".join(lines)
+
+
+def _above_notes(findings: list[Finding]) -> bool:
+    return any(f.severity is not Severity.NOTE for f in findings)

@@ -125,7 +125,13 @@ def test_audit_of_500_containers_completes(docker_client: Any, tmp_path: Path) -
         assert not has_traceback(done.stderr)
         report = json.loads(done.stdout)
         assert report["hosts"] == [host.url]
-        assert report["summary"] == {"containers": count, "findings": 0, "errors": 0, "warnings": 0}
+        assert report["summary"] == {
+            "containers": count,
+            "findings": 0,
+            "errors": 0,
+            "warnings": 0,
+            "notes": 0,
+        }
         assert sorted(c["id"] for c in report["containers"]) == ids
         assert {c["profile"] for c in report["containers"]} == {"small"}
 
