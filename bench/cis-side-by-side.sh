@@ -73,6 +73,7 @@ start 5.31-userns "${base[@]}" --userns host
 start 5.32-socket "${base[@]}" -v /var/run/docker.sock:/var/run/docker.sock
 start oom "${base[@]}" --oom-kill-disable
 start sysctl "${base[@]}" --sysctl net.ipv4.ping_group_range="0 1"
+start 5.27-healthcheck "${base[@]}" --health-cmd true --health-interval 30s
 
 t0=$(date +%s.%N)
 (cd "$DBS" && ./docker-bench-security.sh -c container_runtime -i "$PREFIX" -l "$OUT/dbs.log") \

@@ -30,12 +30,15 @@ class Verdict:
     guardrail: Guardrail | None = None
 
 
-def evaluate(profile: Profile, policy: Policy, *, declared: bool = True) -> Iterator[Verdict]:
-    """Every violation of `profile`; `declared=False` for a running container, which skips the
-    rules that judge only declarations."""
+def evaluate(
+    profile: Profile, policy: Policy, *, declared: bool = True, running: bool = False
+) -> Iterator[Verdict]:
+    """Every violation of `profile`; `declared=False` for what is not a declaration (a running
+    container, a compose service), which skips the rules that judge only declarations, and
+    `running=True` for a running container, which adds the rules only it can answer."""
     ctx = Context(policy.project)
     for rule in RULES:
-        if rule.declared_only and not declared:
+        if (rule.declared_only and not declared) or (rule.running_only and not running):
             continue
         for violation in rule.check(profile, ctx):
             yield Verdict(rule.id, rule.severity, violation.message, violation.key, rule.title)

@@ -43,3 +43,7 @@ class Rule:
     # Judges what a policy declares, not what a container shows (a running container has no
     # declared timeout): the audit of running containers skips it.
     declared_only: bool = False
+    # Judges what only a running container shows (its health check may come from its image,
+    # which a policy file or a compose file does not see): `policy validate` and `policy check`
+    # skip it, the audit of running containers applies it.
+    running_only: bool = False

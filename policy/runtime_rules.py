@@ -133,7 +133,16 @@ def _shared_propagation(p: Profile, ctx: Context) -> Iterator[Violation]:
             )
 
 
-E, W = Severity.ERROR, Severity.WARNING
+def _no_healthcheck(p: Profile, ctx: Context) -> Iterator[Violation]:
+    if p.healthcheck is None:
+        yield Violation(
+            "no health check, its own or its image's (for a test container, which runs one "
+            "command to completion, a note only)",
+            ("healthcheck",),
+        )
+
+
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 RUNTIME_RULES: tuple[Rule, ...] = (
     Rule(
         "ulimit-unlimited",
@@ -251,5 +260,16 @@ RUNTIME_RULES: tuple[Rule, ...] = (
         "5.20",
         None,
         _shared_propagation,
+    ),
+    Rule(
+        "no-healthcheck",
+        "No health check",
+        N,
+        "A test container needs none; a long-running one declares one (`healthcheck = { test = "
+        '["/bin/probe"] }`, an exec array) or its image has a HEALTHCHECK.',
+        "5.27",
+        None,
+        _no_healthcheck,
+        running_only=True,
     ),
 )

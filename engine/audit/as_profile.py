@@ -6,12 +6,15 @@ rules judge what actually runs, as docker-bench-security does for every containe
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.audit import observe_runtime
 from engine.audit.observe import observed_settings
 from engine.backends.interface import ContainerInspect, ImageConfig
+from engine.render.settings import normalise_healthcheck
 from policy import units
 from policy.errors import UsageError
-from policy.model import Mount, Profile, Seccomp, Tmpfs
+from policy.model import Healthcheck, Mount, Profile, Seccomp, Tmpfs
 from policy.runtime_keys import Ulimit
 
 
@@ -21,10 +24,21 @@ def _seccomp(canonical: str) -> Seccomp:
     return Seccomp(mode="unconfined" if canonical == "unconfined" else "default")
 
 
+def _healthcheck(check: dict[str, Any] | None) -> Healthcheck | None:
+    """The container's health check (its own or its image's) as a profile's exec array. A
+    `CMD-SHELL` check is what the engine runs for it: the command under `/bin/sh -c`."""
+    if check is None:
+        return None
+    kind, *words = check["test"]
+    test = ("/bin/sh", "-c", " ".join(words)) if kind == "CMD-SHELL" else tuple(words)
+    return Healthcheck(test=test, **{k: v for k, v in check.items() if k != "test"})
+
+
 def profile_from_inspect(
     inspect: ContainerInspect, image: ImageConfig | None, name: str | None = None
 ) -> Profile:
-    """The profile that describes a container as it is (capabilities as add/drop from ALL)."""
+    """The profile that describes a container as it is (capabilities as add/drop from ALL; the
+    health check it runs, whether its own or its image's)."""
     s = observed_settings(inspect, image)
     host = inspect.host_config
     # As the engine was asked (not the effective set), so `cap-drop-all` and `cap-add` judge
@@ -70,6 +84,7 @@ def profile_from_inspect(
         env=s["env"],
         workdir=s["workdir"],
         labels=s["labels"],
+        healthcheck=_healthcheck(s["healthcheck"]),
         ulimits={name: Ulimit(**limits) for name, limits in s["ulimits"].items()},
         # A binding that cannot be read is left to the drift comparison (it shows as text).
         ports=tuple(x for x in observe_runtime.ports(host) if not isinstance(x, str)),
@@ -89,6 +104,23 @@ def custom_seccomp_json(inspect: ContainerInspect) -> str | None:
     return None
 
 
+def _own_healthcheck(
+    profile: Profile, inspect: ContainerInspect, image: ImageConfig | None
+) -> Profile:
+    """`profile` with the health check a policy must declare: none where the container runs its
+    image's own (a profile without one keeps the image's); a container that turned its image's
+    check off is refused, since a profile cannot declare that."""
+    image_check = normalise_healthcheck(image.healthcheck) if image is not None else None
+    if image_check is None or normalise_healthcheck(inspect.config.healthcheck) != image_check:
+        if profile.healthcheck is None and image_check is not None:
+            raise UsageError(
+                f"container {inspect.short_name} turns off its image's health check "
+                "(--no-healthcheck), which a profile cannot declare: it cannot be captured"
+            )
+        return profile
+    return profile.model_copy(update={"healthcheck": None})
+
+
 def capture_toml(
     inspect: ContainerInspect,
     image: ImageConfig | None,
@@ -103,7 +135,7 @@ def capture_toml(
     from engine.render.toml import TomlProfile, document
     from engine.render.walk import walk
 
-    profile = profile_from_inspect(inspect, image, name)
+    profile = _own_healthcheck(profile_from_inspect(inspect, image, name), inspect, image)
     if profile.seccomp.mode == "custom":
         if seccomp_file is None:
             raise UsageError(

@@ -230,6 +230,10 @@ class Auditor:
         from policy.evaluate import evaluate
 
         profile = profile_from_inspect(inspect, image)
+        # The rules only a running container answers (a note on its health check) are for one
+        # started by hand; one launched through a profile, even an older one, is a test
+        # container whose profile says whether it has a check.
+        running = declared is None
         return [
             Finding(
                 Kind.UNMANAGED,
@@ -242,7 +246,7 @@ class Auditor:
                 profile=declared,
                 **base,
             )
-            for v in evaluate(profile, self.policy, declared=False)
+            for v in evaluate(profile, self.policy, declared=False, running=running)
         ]
 
 

@@ -474,3 +474,76 @@ def test_doctor_says_a_profile_needing_apparmor_would_be_refused(
     assert code == 1, out
     line = next(line for line in out.splitlines() if "apparmor:" in line)
     assert "not supported: probe would be refused at launch" in line
+
+
+# -- 5.27: a health check, its own or its image's, or a note ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_with_a_check() -> Iterator[str]:
+    """The test image with a HEALTHCHECK of its own (built here: no registry), removed after."""
+    tag = f"{new_name('cp-gaps-hc')}:latest"
+    dockerfile = f'FROM {TEST_IMAGE}\nHEALTHCHECK --interval=30s CMD ["/bin/true"]\n'
+    done = subprocess.run(
+        ["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    try:
+        yield tag
+    finally:
+        docker("rmi", "-f", tag, check=False)
+
+
+def _with_image(image: str) -> Mutation:
+    def mutate(argv: list[str]) -> list[str]:
+        return [image if w == TEST_IMAGE else w for w in argv]
+
+    return mutate
+
+
+def _notes(name: str) -> tuple[list[dict[str, Any]], int, int]:
+    """The container's `no-healthcheck` findings, and the exit codes of `policy audit` at the
+    default `--fail-on error` and at `--fail-on note`."""
+    code, report, _ = audit("--filter", exactly(name))
+    [entry] = report["containers"]
+    strict, _, _ = audit("--filter", exactly(name), "--fail-on", "note")
+    return [f for f in entry["findings"] if f["rule"] == "no-healthcheck"], code, strict
+
+
+def test_a_container_without_a_health_check_gets_a_note_that_fails_nothing(
+    hardened: list[str], start: Callable[..., str]
+) -> None:
+    name = start(hardened)
+    notes, code, strict = _notes(name)
+    [note] = notes
+    assert note["severity"] == "note" and note["kind"] == "unmanaged"
+    assert "no health check" in note["message"]
+    _, report, _ = audit("--filter", exactly(name))
+    above = [f for f in report["containers"][0]["findings"] if f["severity"] != "note"]
+    # A note alone never fails the audit; `--fail-on note` asks it to.
+    assert code == (1 if any(f["severity"] == "error" for f in above) else 0)
+    assert strict == 1
+    assert report["summary"]["notes"] == 1
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["own-check", "image-check"],
+)
+def test_a_container_with_a_health_check_gets_no_note(
+    variant: str, hardened: list[str], start: Callable[..., str], image_with_a_check: str
+) -> None:
+    if variant == "own-check":  # `--health-cmd` is the shell form: CMD-SHELL
+        argv = _before_image("--health-cmd", "true", "--health-interval", "30s")(list(hardened))
+    else:  # the image's own HEALTHCHECK, not overridden
+        argv = _with_image(image_with_a_check)(list(hardened))
+    notes, _, _ = _notes(start(argv))
+    assert notes == []
+
+
+def test_turning_off_the_image_check_gets_the_note(
+    hardened: list[str], start: Callable[..., str], image_with_a_check: str
+) -> None:
+    argv = _both(_before_image("--no-healthcheck"), _with_image(image_with_a_check))
+    notes, _, _ = _notes(start(argv(list(hardened))))
+    assert [n["severity"] for n in notes] == ["note"]

@@ -287,6 +287,7 @@ def test_recorded_digest_labels_match_the_recorded_policy(policy: Policy) -> Non
                 "no-cpu-limit",
                 "no-pids-limit",
                 "docker-socket",
+                "no-healthcheck",  # a note: the mixed one runs a CMD-SHELL check
                 "guardrail/memory-ceiling",
                 "guardrail/cpu-ceiling",
                 "guardrail/networks",
@@ -361,6 +362,37 @@ def test_capture_of_a_custom_seccomp_profile_writes_it_or_refuses(
     # The same profile, by its digest, as the container runs under.
     assert loaded.seccomp.canonical == observed_settings(recorded("jit-launched"), image)["seccomp"]
     assert loaded.seccomp.canonical.startswith("sha256:")
+
+
+def test_capture_keeps_the_containers_own_health_check(image: dict[str, Any]) -> None:
+    # `--health-cmd true --health-interval 5s --health-retries 2`, recorded: a CMD-SHELL check,
+    # captured as what the engine runs for it (an exec array, as a profile declares one).
+    body = tomllib.loads(capture_toml(recorded("unmanaged-mixed"), image, "m", "m.json"))
+    assert body["profiles"]["m"]["healthcheck"] == {
+        "test": ["/bin/sh", "-c", "true"],
+        "interval": "5s",
+        "retries": 2,
+    }
+
+
+def test_capture_leaves_the_images_own_health_check_to_the_image(image: dict[str, Any]) -> None:
+    # The same check, but the image's: a captured profile without one keeps tracking the image.
+    container = recorded("unmanaged-mixed")
+    with_check = {**image, "Healthcheck": container["Config"]["Healthcheck"]}
+    body = tomllib.loads(capture_toml(container, with_check, "m", "m.json"))["profiles"]["m"]
+    assert "healthcheck" not in body
+    # For the audit, though, the container runs a check: the image's.
+    assert profile_from_inspect(container, with_check).healthcheck is not None
+
+
+def test_capture_refuses_a_container_that_turned_its_images_check_off(
+    image: dict[str, Any],
+) -> None:
+    container = copy.deepcopy(recorded("unmanaged-mixed"))
+    with_check = {**image, "Healthcheck": container["Config"]["Healthcheck"]}
+    container["Config"]["Healthcheck"] = {"Test": ["NONE"]}  # `--no-healthcheck`
+    with pytest.raises(UsageError, match="turns off its image's health check"):
+        capture_toml(container, with_check, "m", "m.json")
 
 
 def test_capture_names_the_profile_after_the_container(image: dict[str, Any]) -> None:

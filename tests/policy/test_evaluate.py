@@ -33,3 +33,19 @@ def test_a_running_container_is_not_judged_by_declaration_only_rules(tmp_path: P
     only_declared = {r.id for r in RULES if r.declared_only}
     assert only_declared == {"no-timeout"}
     assert declared - running == only_declared
+
+
+def test_only_a_running_container_is_judged_on_its_health_check(tmp_path: Path) -> None:
+    # A declared profile or a compose service without a check may keep its image's, which
+    # neither shows: `no-healthcheck` is left to the audit of a running container.
+    (tmp_path / "p.toml").write_text(WEAK)
+    policy = load_policy([tmp_path])
+    weak = policy.profiles["weak"]
+    assert "no-healthcheck" not in {v.rule for v in evaluate(weak, policy)}
+    assert "no-healthcheck" not in {v.rule for v in evaluate(weak, policy, declared=False)}
+    [note] = [
+        v
+        for v in evaluate(weak, policy, declared=False, running=True)
+        if v.rule == "no-healthcheck"
+    ]
+    assert note.severity.value == "note" and note.key == ("healthcheck",)

@@ -33,6 +33,7 @@ GOOD: dict[str, Any] = {
     "memory": 1 << 30,
     "cpus": 1.0,
     "timeout": 60.0,
+    "healthcheck": {"test": ("/bin/true",)},
     "mounts": (
         {"source": ".", "target": "/src"},
         {"source": "results", "target": "/results", "writable": True},
@@ -85,6 +86,7 @@ BAD: dict[str, list[dict[str, Any]]] = {
         {"mounts": ({"source": ".", "target": "/src", "propagation": "rshared"},)},
     ],
     "selinux-disabled": [{"selinux": ("disable",)}],
+    "no-healthcheck": [{"healthcheck": None}],
     "docker-socket": [
         {"mounts": ({"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},)},
         {"mounts": ({"source": "/run/docker.sock", "target": "/d.sock"},)},
@@ -156,7 +158,10 @@ def test_rule_fires_on_a_minimal_bad_profile(rule_id: str, changes: dict[str, An
         assert violation.key and violation.key[0] in Profile.model_fields
 
 
-@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+DECLARED_RULES = [r for r in RULES if not r.running_only]
+
+
+@pytest.mark.parametrize("rule", DECLARED_RULES, ids=[r.id for r in DECLARED_RULES])
 def test_rule_is_quiet_on_the_shipped_isolation_profile(rule: Rule, shipped: Policy) -> None:
     assert list(rule.check(shipped.profiles["isolation"], Context(shipped.project))) == []
 
@@ -223,6 +228,17 @@ def test_limits_that_only_warn() -> None:
         "sysctl",
         "cgroup-parent",
     }
+
+
+def test_a_missing_health_check_is_a_note_judged_only_on_running_containers() -> None:
+    # CIS 5.27: a profile without a check keeps its image's, which a policy file does not show,
+    # so only the audit of a running container (`evaluate(running=True)`) can answer it; and a
+    # test container needs none, so it is a note, below every warning.
+    rule = RULES_BY_ID["no-healthcheck"]
+    assert rule.running_only and rule.cis == "5.27"
+    assert rule.severity is Severity.NOTE
+    assert Severity.NOTE.rank < Severity.WARNING.rank < Severity.ERROR.rank
+    assert {r.id for r in RULES if r.running_only} == {"no-healthcheck"}
 
 
 def test_docs_list_every_rule() -> None:
