@@ -3,11 +3,13 @@
 
 The Job runs once (`restartPolicy: Never`, `backoffLimit: 0`, `activeDeadlineSeconds` from the
 timeout); its container carries the profile's user, read-only root, capabilities, privilege
-escalation, seccomp (always explicit), limits, tmpfs as memory-backed `emptyDir`s, env, workdir
-and a liveness probe from the health check; the reserved labels go on as annotations (and as
-labels where their values are valid label values). What a cluster cannot express is refused by
-name unless the profile's `kubernetes` table declares what it accepts instead. Every other
-setting, including any the language gains later, is refused until it is spelled here.
+escalation, seccomp (always explicit), AppArmor (`appArmorProfile`, Kubernetes 1.30+), SELinux
+label options (`seLinuxOptions`), limits, tmpfs as memory-backed `emptyDir`s, env, workdir and a
+liveness probe from the health check; the pod carries the sysctls of the safe set; the reserved
+labels go on as annotations (and as labels where their values are valid label values). What a
+cluster cannot express is refused by name unless the profile's `kubernetes` table declares what
+it accepts instead. Every other setting, including any the language gains later, is refused
+until it is spelled here.
 """
 
 from __future__ import annotations
@@ -126,6 +128,54 @@ def _ipc(p: Profile) -> str | None:
     return "ipc 'none': a pod always has an IPC namespace" if p.ipc == "none" else None
 
 
+# The sysctls a pod may set without the node allowing more (the kubelet's safe set, and what
+# pod-security-admission's `sysctls` control allows at baseline): the set of Kubernetes 1.29, the
+# oldest release the renderer validates against. Later releases allow a few more; refusing them
+# here is the safe side.
+POD_SAFE_SYSCTLS = frozenset(
+    {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+     "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
+     "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
+     "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"}
+)  # fmt: skip
+
+
+def _sysctls(p: Profile) -> str | None:
+    unsafe = sorted(set(p.sysctls) - POD_SAFE_SYSCTLS)
+    if not unsafe:
+        return None
+    return (
+        f"sysctl(s) {', '.join(unsafe)}: outside the safe set a pod may set (the kubelet refuses "
+        "a pod with others unless its node allows them with --allowed-unsafe-sysctls, and the "
+        "Pod Security Standards' baseline forbids them)"
+    )
+
+
+def _selinux(p: Profile) -> str | None:
+    if "disable" in p.selinux:
+        return 'selinux ["disable"]: a pod cannot turn SELinux labelling off'
+    return None
+
+
+def _apparmor_profile(p: Profile) -> dict[str, str] | None:
+    # Docker's own default profile is the runtime's default on a node; any other name must be
+    # loaded on every node, as it must be on a Docker host.
+    if p.apparmor is None:
+        return None
+    if p.apparmor == "unconfined":
+        return {"type": "Unconfined"}
+    if p.apparmor == "docker-default":
+        return {"type": "RuntimeDefault"}
+    return {"type": "Localhost", "localhostProfile": p.apparmor}
+
+
+def _selinux_options(p: Profile) -> dict[str, str] | None:
+    # "level:s0:c1,c2" keeps its colons: only the first one separates the option's name.
+    # ("disable" is refused before; the Job is still built to judge the rest at once.)
+    options = dict(o.split(":", 1) for o in p.selinux if o != "disable")
+    return options or None
+
+
 def dns_name(name: str) -> str:
     """`name` as a DNS-1123 label (a Job's name), prefixed so it never starts with a digit."""
     text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
@@ -159,6 +209,10 @@ def _security_context(p: Profile) -> dict[str, Any]:
         ctx["runAsGroup"] = p.gid
     caps = {"drop": list(p.cap_drop), "add": list(p.cap_add)}
     ctx["capabilities"] = {k: v for k, v in caps.items() if v}
+    for key, value in (("appArmorProfile", _apparmor_profile(p)),
+                       ("seLinuxOptions", _selinux_options(p))):  # fmt: skip
+        if value is not None:
+            ctx[key] = value
     return ctx
 
 
@@ -212,16 +266,14 @@ class KubernetesJob(Renderer[list[Manifest]]):
         "baseline); reach it through a Service",
         devices="a host device reaches a pod only through a device plugin on the node",
         restart="a Job runs its pod once (restartPolicy Never, backoffLimit 0)",
-        sysctls="pod sysctls are not rendered (only the node's safe set would be allowed)",
         cgroup_parent="the kubelet chooses a pod's cgroup",
         userns="a pod's user namespace is hostUsers, not rendered",
         oom_kill_disable="a pod cannot turn the OOM killer off",
-        apparmor="an AppArmor profile is not rendered (securityContext.appArmorProfile)",
-        selinux="SELinux options are not rendered (securityContext.seLinuxOptions)",
     )
     expresses = frozenset(
         {"image", "user", "read_only", "privileged", "pid", "cap_drop", "cap_add",
-         "no_new_privileges", "memory", "cpus", "timeout", "env", "workdir", "healthcheck"}
+         "no_new_privileges", "memory", "cpus", "timeout", "env", "workdir", "healthcheck",
+         "apparmor"}
     )  # fmt: skip
     conditional = MappingProxyType({
         "network": _network,
@@ -232,6 +284,8 @@ class KubernetesJob(Renderer[list[Manifest]]):
         "labels": _labels,
         "uts": _uts,
         "ipc": _ipc,
+        "sysctls": _sysctls,
+        "selinux": _selinux,
     })  # fmt: skip
 
     def build(self, walked: Walked) -> list[Manifest]:
@@ -256,7 +310,13 @@ class KubernetesJob(Renderer[list[Manifest]]):
             "hostNetwork": p.network == "host" or None,
             "hostPID": p.pid == "host" or None,
             "hostIPC": p.ipc == "host" or None,
-            "securityContext": {"seccompProfile": _seccomp_profile(p)},
+            "securityContext": _drop_none(
+                {
+                    "seccompProfile": _seccomp_profile(p),
+                    "sysctls": [{"name": k, "value": v} for k, v in sorted(p.sysctls.items())]
+                    or None,
+                }
+            ),
             "containers": [_drop_none(container)],
             "volumes": volumes or None,
         }

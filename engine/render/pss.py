@@ -19,6 +19,8 @@ RESTRICTED_VOLUMES = frozenset(
     {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
      "persistentVolumeClaim", "projected", "secret"}
 )  # fmt: skip
+# Kubernetes 1.0's set (1.31 adds container_engine_t): the oldest, so the safe side.
+SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
 Pod = dict[str, Any]
 
 
@@ -80,6 +82,32 @@ def seccomp_restricted(pod: Pod) -> Iterator[str]:
             yield f"container {name} has seccompProfile {kind or 'unset'}"
 
 
+def app_armor_profile(pod: Pod) -> Iterator[str]:
+    for c in _containers(pod):
+        kind = _sc(c).get("appArmorProfile", {}).get("type")
+        if kind not in (None, "RuntimeDefault", "Localhost"):
+            yield f"container {c['name']} has appArmorProfile {kind}"
+
+
+def se_linux_options(pod: Pod) -> Iterator[str]:
+    for c in _containers(pod):
+        options = _sc(c).get("seLinuxOptions", {})
+        if options.get("type", "") not in SELINUX_TYPES:
+            yield f"container {c['name']} has seLinuxOptions type {options['type']}"
+        for key in ("user", "role"):
+            if options.get(key):
+                yield f"container {c['name']} sets seLinuxOptions {key} {options[key]}"
+
+
+def sysctls(pod: Pod) -> Iterator[str]:
+    from engine.render.kubernetes import POD_SAFE_SYSCTLS
+
+    forbidden = [s["name"] for s in (pod.get("securityContext") or {}).get("sysctls", [])
+                 if s["name"] not in POD_SAFE_SYSCTLS]  # fmt: skip
+    if forbidden:
+        yield f"sysctls {', '.join(forbidden)}"
+
+
 def restricted_volumes(pod: Pod) -> Iterator[str]:
     for v in pod.get("volumes", []):
         kinds = set(v) - {"name"}
@@ -119,10 +147,9 @@ def capabilities_restricted(pod: Pod) -> Iterator[str]:
 
 Check = Callable[[Pod], Iterator[str]]
 # (control id as pod-security-admission names it, check), by level (the ids checked against its
-# policy/check_*.go). The controls a rendered Job cannot fail (windowsHostProcess,
-# appArmorProfile, seLinuxOptions, procMount, procMount_restricted, sysctls,
-# hostProbesAndHostLifecycle: its probe is exec) are never set by the renderer, and every
-# setting it does not list is refused before rendering.
+# policy/check_*.go). The controls a rendered Job cannot fail (windowsHostProcess, procMount,
+# procMount_restricted, hostProbesAndHostLifecycle: its probe is exec) are never set by the
+# renderer, and every setting it does not list is refused before rendering.
 CONTROLS: dict[str, list[tuple[str, Check]]] = {
     "baseline": [
         ("hostNamespaces", host_namespaces),
@@ -131,6 +158,9 @@ CONTROLS: dict[str, list[tuple[str, Check]]] = {
         ("hostPathVolumes", host_path_volumes),
         ("hostPorts", host_ports),
         ("seccompProfile_baseline", seccomp_baseline),
+        ("appArmorProfile", app_armor_profile),
+        ("seLinuxOptions", se_linux_options),
+        ("sysctls", sysctls),
     ],
     "restricted": [
         ("restrictedVolumes", restricted_volumes),

@@ -292,3 +292,80 @@ def test_show_prints_the_kubernetes_table() -> None:
     assert 'seccomp_localhost = "container-policy/test-runner.json"' in out
     code, out, _ = cli("show", "jit", "--policies", str(CLUSTER), "--format", "json")
     assert '"namespace"' not in out  # only what is declared
+
+
+def _probe_policy(tmp_path: Path, lines: str) -> Policy:
+    shutil.copytree(CLUSTER, tmp_path / "policies")
+    path = tmp_path / "policies" / "probe.toml"
+    path.write_text(f'version = 1\n[profiles.probe]\nextends = "isolation"\n{lines}')
+    return load_policy([tmp_path / "policies"])
+
+
+def test_apparmor_selinux_and_safe_sysctls_are_rendered(tmp_path: Path) -> None:
+    policy = _probe_policy(
+        tmp_path,
+        'apparmor = "ci-tests"\nselinux = ["type:container_t", "level:s0:c1,c2"]\n'
+        'sysctls = { "net.ipv4.ping_group_range" = "0 1", "net.ipv4.tcp_syncookies" = 1 }\n',
+    )
+    job, _ = rendered(policy, "probe", "restricted")
+    pod = job["spec"]["template"]["spec"]
+    ctx = pod["containers"][0]["securityContext"]
+    assert ctx["appArmorProfile"] == {"type": "Localhost", "localhostProfile": "ci-tests"}
+    assert ctx["seLinuxOptions"] == {"type": "container_t", "level": "s0:c1,c2"}
+    assert pod["securityContext"]["sysctls"] == [
+        {"name": "net.ipv4.ping_group_range", "value": "0 1"},
+        {"name": "net.ipv4.tcp_syncookies", "value": "1"},
+    ]
+    # appArmorProfile is a field from Kubernetes 1.30 on (before, an annotation).
+    for version in VERSIONS[1:]:
+        kubernetes_validate.validate(job, version, strict=True)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, VERSIONS[0], strict=True)
+
+
+def test_dockers_default_apparmor_profile_is_the_runtimes_default(tmp_path: Path) -> None:
+    job, _ = rendered(_probe_policy(tmp_path, 'apparmor = "docker-default"\n'), "probe")
+    ctx = job["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert ctx["appArmorProfile"] == {"type": "RuntimeDefault"}
+
+
+@pytest.mark.parametrize(
+    ("lines", "refused"),
+    [
+        # Rendered, but the Pod Security Standards' baseline refuses them, by control.
+        ('apparmor = "unconfined"\n', "Pod Security Standards restricted: appArmorProfile"),
+        ('selinux = ["user:system_u"]\n', "Pod Security Standards restricted: seLinuxOptions"),
+        ('selinux = ["type:spc_t"]\n', "Pod Security Standards restricted: seLinuxOptions"),
+        # Not expressible at all: refused by name.
+        ('sysctls = { "net.core.somaxconn" = 1024 }\n', "sysctls"),
+        ('selinux = ["disable"]\n', "selinux"),
+    ],
+)
+def test_what_a_pod_cannot_have_is_refused_by_name(
+    tmp_path: Path, lines: str, refused: str
+) -> None:
+    with pytest.raises(Unexpressible) as caught:
+        rendered(_probe_policy(tmp_path, lines), "probe", "restricted")
+    assert refused in {field for field, _ in caught.value.refused}, caught.value.refused
+
+
+def test_the_baseline_controls_of_security_modules_and_sysctls() -> None:
+    def job(container_ctx: dict[str, Any], pod_ctx: dict[str, Any]) -> dict[str, Any]:
+        container = {"name": "test", "securityContext": container_ctx}
+        spec = {"containers": [container], "securityContext": pod_ctx}
+        return {"spec": {"template": {"spec": spec}}}
+
+    unsafe = [{"name": "kernel.msgmax", "value": "1"}]
+    assert [c for c, _ in failures(job({}, {"sysctls": unsafe}), "baseline")] == ["sysctls"]
+    safe = [{"name": "net.ipv4.ip_local_port_range", "value": "1024 65535"}]
+    assert failures(job({}, {"sysctls": safe}), "baseline") == []
+    for kind, fails in (("Unconfined", True), ("RuntimeDefault", False), ("Localhost", False)):
+        got = failures(job({"appArmorProfile": {"type": kind}}, {}), "baseline")
+        assert [c for c, _ in got] == (["appArmorProfile"] if fails else []), kind
+    for options, fails in (
+        ({"type": "container_t", "level": "s0:c1"}, False),
+        ({"type": "unconfined_t"}, True),
+        ({"role": "system_r"}, True),
+    ):
+        got = failures(job({"seLinuxOptions": options}, {}), "baseline")
+        assert [c for c, _ in got] == (["seLinuxOptions"] if fails else []), options
