@@ -16,6 +16,8 @@ ENGINE_VERSION = LABEL_NAMESPACE + "engine-version"
 LAUNCH_ID = LABEL_NAMESPACE + "launch-id"
 PROJECT = LABEL_NAMESPACE + "project"
 IMAGE = LABEL_NAMESPACE + "image"  # set only when `--image` replaced the profile's image
+# Not ours: the engine's label on the container a Swarm task runs (its service removes it).
+SWARM_TASK = "com.docker.swarm.task.id"
 
 
 def is_reserved(key: str) -> bool:

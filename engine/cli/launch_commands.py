@@ -52,11 +52,21 @@ def register(sub: Subparsers) -> None:
         "clean",
         help="remove the containers this engine launched",
         description="Remove every container carrying this project's reserved "
-        "labels, with its anonymous volumes, and nothing else.",
-        epilog="example:\n  policy clean --dry-run",
+        "labels, with its anonymous volumes, and nothing else. A Swarm task's container is "
+        "left to its service: with --swarm, on a swarm manager, the services and job networks "
+        "`policy run --swarm` left (found by the same labels) are removed instead.",
+        epilog="examples:\n  policy clean --dry-run\n"
+        "  DOCKER_HOST=unix:///run/manager.sock policy clean --swarm --swarm-node unix:///run/node-2.sock",
     )
     p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="the swarm whose manager is --host (or DOCKER_HOST): remove the services and "
+        "networks `policy run --swarm` left there, with their tasks' containers on every node",
+    )
     add_host_arg(p)
+    add_swarm_node_arg(p)
     p.set_defaults(func=cmd_clean)
     p = add_command(
         sub,
@@ -258,8 +268,20 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from engine import labels
     from engine.backends import connect
 
+    if args.swarm:
+        from engine.cli.swarm_commands import clean_swarm
+
+        return clean_swarm(args)
     engine = connect(args.host)
-    found = engine.containers({"label": labels.PROFILE})
+    listed = engine.containers({"label": labels.PROFILE})
+    found = [c for c in listed if labels.SWARM_TASK not in (c.labels or {})]
+    tasks = len(listed) - len(found)
+    if tasks:
+        print(
+            f"left {tasks} Swarm task container(s) to their service (their swarm would start "
+            "them again): `policy clean --swarm` on the manager removes the services",
+            file=sys.stderr,
+        )
     for c in found:
         profile = (c.labels or {}).get(labels.PROFILE, "?")
         verb = "would remove" if args.dry_run else "removed"

@@ -1,4 +1,5 @@
-"""`policy run --swarm`, `policy doctor --swarm`, `policy audit --swarm`: wiring only."""
+"""`policy run --swarm`, `policy doctor --swarm`, `policy audit --swarm`, `policy clean --swarm`:
+wiring only."""
 
 from __future__ import annotations
 
@@ -14,17 +15,48 @@ if TYPE_CHECKING:
     from engine.backends.swarm import SwarmEngine
 
 
-def _connect(args: argparse.Namespace) -> tuple[SwarmEngine, dict[str, Engine]]:
-    from engine.backends.swarm import SwarmEngine, node_engines
+def _manager(args: argparse.Namespace) -> SwarmEngine:
+    from engine.backends.swarm import SwarmEngine
 
     url = (
         getattr(args, "host", None)
         or os.environ.get("DOCKER_HOST")
         or "unix:///var/run/docker.sock"
     )
+    return SwarmEngine(url)
+
+
+def _connect(args: argparse.Namespace) -> tuple[SwarmEngine, dict[str, Engine]]:
+    from engine.backends.swarm import node_engines
+
     urls = [*args.swarm_node, *os.environ.get("POLICY_SWARM_NODES", "").split()]
-    manager = SwarmEngine(url)
+    manager = _manager(args)
     return manager, node_engines(manager, urls)
+
+
+def clean_swarm(args: argparse.Namespace) -> int:
+    from engine import labels as L
+    from engine.launcher.swarm_clean import leftovers, remove
+
+    manager, engines = _connect(args)
+    found = leftovers(manager, engines)
+    if args.dry_run:
+        for s in found.services:
+            print(f"would remove service {s.name} ({s.labels.get(L.PROFILE, '?')})")
+        for n in found.networks:
+            print(f"would remove network {n['name']} ({n['profile']})")
+        for node in found.nodes.values():
+            print(f"would remove their task containers on node {node.label}")
+        for name in found.unreachable:
+            print(f"cannot reach node {name}: give its engine with --swarm-node")
+    else:
+        remove(manager, found, lambda kind, what: print(f"removed {kind} {what}", flush=True))
+    verb = "to remove" if args.dry_run else "removed"
+    print(
+        f"{len(found.services)} service(s), {len(found.networks)} network(s) {verb}",
+        file=sys.stderr,
+    )
+    return OK
 
 
 def run_swarm(args: argparse.Namespace) -> int:

@@ -27,14 +27,13 @@ from engine.launcher import swarm_verify as sv
 from engine.launcher.mounts import prepare_mounts
 from engine.launcher.run import EXIT_OOM, EXIT_TIMEOUT
 from engine.launcher.spec import LaunchSpec, RunResult
+from engine.launcher.swarm_clean import CLEANUP_PATIENCE, remove_task_containers
 from engine.launcher.workers import WorkerOutcome
 from engine.logs import logger
 from engine.render.swarm import service_spec
 from policy.errors import EngineError
 
 POLL = 0.25  # seconds between looks at the tasks
-SETTLE = 1.0  # seconds a node must show no task container of the job before it counts as clean
-CLEANUP_PATIENCE = 30.0  # seconds to wait for a network's last task to let go of it
 # (worker number, stream: 1 stdout / 2 stderr, text) of each line the job writes.
 LineSink = Callable[[int, int, str], None]
 
@@ -360,42 +359,8 @@ def _remove_all(job: _Job) -> None:
 
 
 def _wait_for_tasks(job: _Job) -> list[str]:
-    """Until no node has a task container of the job left. A job's task containers outlive its
-    service on 20.10, running or not (the agent neither stops nor removes them), so they are
-    removed here, on each node. Before the network: a network removed while a node still has
-    an endpoint on it stays listed on that node for good."""
     services = [w.service for w in job.workers if w.service]
-    deadline = time.monotonic() + CLEANUP_PATIENCE
-    pending = dict(job.nodes)
-    quiet: dict[str, float] = {}  # node -> since when it has shown none
-    while pending:
-        for node_id, node in list(pending.items()):
-            try:
-                if _remove_ended(node.engine, services):
-                    quiet.pop(node_id, None)
-                # None for a while: an agent may still be creating the container of a task
-                # assigned just before its service went, and remove it only later.
-                elif time.monotonic() - quiet.setdefault(node_id, time.monotonic()) >= SETTLE:
-                    del pending[node_id]
-            except EngineError:
-                del pending[node_id]  # its agent removes them when it answers again
-        if pending and time.monotonic() > deadline:
-            return [f"task containers on node {n.label}" for n in pending.values()]
-        if pending:
-            time.sleep(POLL)  # an agent may still be creating one
-    return []
-
-
-def _remove_ended(engine: Engine, services: list[str]) -> int:
-    """Remove the job's task containers on `engine`; how many of them are still there."""
-    left = 0
-    for service in services:  # an engine that does not answer raises: the caller decides
-        for found in engine.containers({"label": f"com.docker.swarm.service.id={service}"}):
-            try:
-                engine.remove(found.id)  # forced: a running one is killed
-            except EngineError:
-                left += 1  # its agent is removing it too: look again
-    return left
+    return remove_task_containers(job.nodes, services)
 
 
 def _remove_network(job: _Job) -> list[str]:
