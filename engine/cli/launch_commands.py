@@ -142,7 +142,7 @@ def _add_run(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_run, launches=True)
 
 
-def _fail_on_violation(args: argparse.Namespace, profile: Profile) -> bool:
+def fail_on_violation(args: argparse.Namespace, profile: Profile) -> bool:
     return bool(args.fail_on_violation or profile.monitor.fail_on_violation)
 
 
@@ -207,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         logger.error(describe_oom(spec.profile))
     if args.keep:
         logger.info(f"kept container {result.container_id[:12]}")
-    return _exit_code(result, _fail_on_violation(args, spec.profile))
+    return _exit_code(result, fail_on_violation(args, spec.profile))
 
 
 def _run_workers(args: argparse.Namespace) -> int:
@@ -216,7 +216,7 @@ def _run_workers(args: argparse.Namespace) -> int:
     from engine.launcher.workers import run_workers, shard_specs
 
     specs = shard_specs(launch_spec(args), args.workers)  # the policy is loaded once for all
-    fail_on_violation = _fail_on_violation(args, specs[0].profile)
+    failing = fail_on_violation(args, specs[0].profile)
     engine = connect(args.host)
     engine.kind()  # connect (and fail clearly) once, before the workers start
     # A terminal gets the board redrawn in place; a CI log one line per finished worker.
@@ -224,7 +224,7 @@ def _run_workers(args: argparse.Namespace) -> int:
         outcomes = run_workers(
             engine, specs, board.done, monitor=args.monitor, on_start=board.started
         )
-    return summarise(outcomes, fail_on_violation)
+    return summarise(outcomes, failing)
 
 
 def summarise(outcomes: list[RunResult | Error], fail_on_violation: bool) -> int:

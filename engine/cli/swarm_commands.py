@@ -60,7 +60,7 @@ def clean_swarm(args: argparse.Namespace) -> int:
 
 
 def run_swarm(args: argparse.Namespace) -> int:
-    from engine.cli.launch_commands import summarise
+    from engine.cli.launch_commands import fail_on_violation, summarise
     from engine.launcher.board import finished_line
     from engine.launcher.swarm_job import run_job
     from engine.launcher.workers import shard_specs
@@ -78,10 +78,10 @@ def run_swarm(args: argparse.Namespace) -> int:
     def verified(worker: int, node: str) -> None:
         print(f"[{worker}] verified on node {node}", file=sys.stderr, flush=True)
 
-    outcomes = run_job(manager, engines, specs, line, verified)
+    outcomes = run_job(manager, engines, specs, line, verified, monitor=args.monitor)
     for index, outcome in enumerate(outcomes):  # after the output: no board between its lines
         print(finished_line(index, outcome), file=sys.stderr)
-    return summarise(list(outcomes), fail_on_violation=False)
+    return summarise(list(outcomes), fail_on_violation(args, specs[0].profile))
 
 
 def doctor_swarm(args: argparse.Namespace) -> int:

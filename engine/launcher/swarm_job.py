@@ -3,9 +3,12 @@
 render every shard's spec (refused by name before anything exists) -> prove the nodes -> create
 the job's internal network and the services -> compare the stored specs -> follow each
 service's log, worker by worker -> verify each task's container on its node and its process in
-/proc -> wait with the profile's timeout -> the per-worker results. Whatever ends it (the last
-task, a drift, the timeout, a node's engine that stops answering, Ctrl-C or SIGTERM), the
-`finally` removes the services and the network and says loudly what it could not remove.
+/proc -> sample each task's container on its node (`engine.monitor.sampler`: its cgroup files
+when the node's processes are this machine's, else the node's stats stream) -> wait with the
+profile's timeout -> the per-worker results, with their usage and violations. Whatever ends
+it (the last task, a drift, the timeout, a node's engine that stops answering, Ctrl-C or
+SIGTERM), the `finally` removes the services and the network and says loudly what it could not
+remove (`policy clean --swarm` removes it later).
 
 One service per shard, not one job of N tasks: Swarm's `{{.Task.Slot}}` of a job's first task is
 its node id, not 0 (seen on 20.10), so each shard is told its index literally.
@@ -19,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine import labels as L
 from engine.backends.interface import Engine
@@ -30,8 +34,12 @@ from engine.launcher.spec import LaunchSpec, RunResult
 from engine.launcher.swarm_clean import CLEANUP_PATIENCE, remove_task_containers
 from engine.launcher.workers import WorkerOutcome
 from engine.logs import logger
-from engine.render.swarm import service_spec
+from engine.render.swarm import job_network, service_spec
 from policy.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.monitor.figures import Usage
+    from engine.monitor.sampler import Sampler
 
 POLL = 0.25  # seconds between looks at the tasks
 # (worker number, stream: 1 stdout / 2 stderr, text) of each line the job writes.
@@ -52,6 +60,8 @@ class _Worker:
     error: str | None = None
     output: list[str] = field(default_factory=list)
     last_line: float = 0.0
+    sampler: Sampler | None = None
+    ended_at: float | None = None  # when the job saw its task end
 
 
 @dataclass
@@ -62,6 +72,7 @@ class _Job:
     network: str | None
     sink: LineSink | None
     on_verified: Callable[[int, str], None] | None = None
+    monitor: bool = True
     started: float = field(default_factory=time.monotonic)
     network_id: str = ""
     logs: list[ServiceLogs] = field(default_factory=list)
@@ -76,17 +87,19 @@ def run_job(
     specs: list[LaunchSpec],
     sink: LineSink | None = None,
     on_verified: Callable[[int, str], None] | None = None,
+    monitor: bool = True,
 ) -> list[WorkerOutcome]:
     """Run `specs` (from `workers.shard_specs`) as a job; see the module docstring.
-    `on_verified(worker, node)` is told where each worker's task was verified."""
+    `on_verified(worker, node)` is told where each worker's task was verified; each task is
+    sampled unless `monitor=False`."""
     profile = specs[0].profile
     group = specs[0].launch_id.rsplit("-", 1)[0]
-    network = f"policy-{group}-net" if profile.swarm_network else None
+    network = job_network(specs[0].launch_id) if profile.swarm_network else None
     workers = [_Worker(s, service_spec(s.walked, s.name, 1, network)) for s in specs]
     nodes = sv.placeable_nodes(manager.nodes(), engines)
     sv.prove_nodes(nodes, specs[0])
     prepare_mounts(profile, specs[0].project)
-    job = _Job(manager, {n.doc.id: n for n in nodes}, workers, network, sink, on_verified)
+    job = _Job(manager, {n.doc.id: n for n in nodes}, workers, network, sink, on_verified, monitor)
     try:
         _create(job, group)
         _watch(job, profile.timeout)
@@ -119,6 +132,8 @@ def _record(job: _Job, worker: _Worker, result: RunResult) -> None:
             exit_code=result.exit_code,
             duration=round(result.duration, 3),
             engine=node.engine.name if node else job.manager.name,
+            cgroup_version=result.usage.cgroup_version if result.usage else None,
+            usage=result.usage,
         )
     )
 
@@ -209,6 +224,7 @@ def _look_at(job: _Job, index: int, worker: _Worker, task: TaskDoc) -> None:
                 "its task can be neither watched nor verified"
             ) from None
     if node is not None and not worker.verified and task.status.container.container_id:
+        _sample(job, worker, node, task)
         _verify(job, index, worker, node, task)
     if task.ended and worker.verified:
         _ended(node, worker, task)
@@ -245,6 +261,27 @@ def _verify(job: _Job, index: int, worker: _Worker, node: sv.Node, task: TaskDoc
             job.on_verified(index, node.label)
 
 
+def _sample(job: _Job, worker: _Worker, node: sv.Node, task: TaskDoc) -> None:
+    """Start sampling the task's container on its node, once, as soon as it is known (before
+    its verification: the kernel's counters then cover most of its life). A task that ended
+    before it was seen has no figures: they are reported unavailable, never made up."""
+    container = task.status.container.container_id
+    if not job.monitor or worker.sampler is not None or task.ended or not container:
+        return
+    from engine.monitor.sampler import Sampler
+
+    worker.sampler = Sampler(node.engine, container, worker.spec.profile).start()
+
+
+def _usage(job: _Job, worker: _Worker, *, timed_out: bool) -> Usage | None:
+    """Stop the worker's sampler (once) and judge its run."""
+    sampler, worker.sampler = worker.sampler, None
+    if sampler is None:
+        return None
+    duration = (worker.ended_at or time.monotonic()) - job.started
+    return sampler.finish(duration, timed_out=timed_out, oom_killed=worker.oom)
+
+
 def _unprovable(job: _Job) -> None:
     """Stop the job when a worker awaits a proof that no task of its node can still give."""
     for index, worker in enumerate(job.workers):
@@ -266,7 +303,7 @@ def _unprovable(job: _Job) -> None:
 
 
 def _ended(node: sv.Node | None, worker: _Worker, task: TaskDoc) -> None:
-    worker.ended = True
+    worker.ended, worker.ended_at = True, time.monotonic()
     if task.status.state == "complete":
         worker.exit_code = 0
         return
@@ -293,6 +330,7 @@ def _outcome(job: _Job, worker: _Worker) -> WorkerOutcome:
     if worker.error is not None:
         return EngineError(f"{spec.name}: {worker.error}")
     timed_out = job.timed_out and not worker.ended
+    usage = _usage(job, worker, timed_out=timed_out)
     code = EXIT_TIMEOUT if timed_out else (EXIT_OOM if worker.oom else worker.exit_code)
     task = worker.task
     return RunResult(
@@ -306,6 +344,7 @@ def _outcome(job: _Job, worker: _Worker) -> WorkerOutcome:
         digest=spec.walked.digest,
         image=spec.walked.image,
         launch_id=spec.launch_id,
+        usage=usage,
     )
 
 
@@ -339,6 +378,8 @@ def _clean_up(job: _Job) -> None:
 def _remove_all(job: _Job) -> None:
     for stream in job.logs:
         stream.close()
+    for worker in job.workers:  # a job that did not end by itself (a drift, Ctrl-C): stopped
+        _usage(job, worker, timed_out=False)
     left: list[str] = []
     for worker in job.workers:
         name = worker.service or str(worker.body["Name"])
@@ -353,8 +394,8 @@ def _remove_all(job: _Job) -> None:
         thread.join(timeout=2.0)
     if left:
         logger.error(
-            "could not remove: " + "; ".join(left) + ". Remove them with `docker service rm` "
-            "and `docker network rm` on the manager once it answers"
+            "could not remove: " + "; ".join(left) + ". Remove them with `policy clean "
+            "--swarm` on the manager once it answers"
         )
 
 

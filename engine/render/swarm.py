@@ -231,6 +231,12 @@ def _healthcheck(walked: Walked) -> dict[str, Any] | None:
     )
 
 
+def job_network(launch_id: str) -> str:
+    """The name of the internal network of the job whose worker has `launch_id` (the job's
+    group, then the worker's shard number): the job creates it, the audit expects it."""
+    return f"policy-{launch_id.rsplit('-', 1)[0]}-net"
+
+
 def service_spec(walked: Walked, name: str, workers: int, network: str | None) -> dict[str, Any]:
     """The spec, or `Unexpressible` naming every setting it cannot carry, all at once (nothing
     is created)."""

@@ -16,6 +16,7 @@ from tests.swarm.conftest import POLICIES, Swarm, task_states
 pytestmark = pytest.mark.engine
 
 SHARD = "echo shard $SHARD_INDEX of $SHARD_COUNT; sleep 2"
+MIB = 1 << 20
 
 
 def run(
@@ -233,3 +234,51 @@ def test_a_quick_worker_is_proved_by_its_nodes_other_task(clean_swarm: Swarm) ->
     assert done.returncode == 0, done.stderr
     nodes = placed(done.stderr)
     assert sorted(nodes) == [0, 1] and all(worker[:12] in n for n in nodes.values()), nodes
+
+
+FILL = "dd if=/dev/zero of=/tmp/fill bs=1M count=12 2>/dev/null; sleep 2"
+
+
+def test_each_task_is_sampled_on_its_node_and_recorded(
+    clean_swarm: Swarm, history_file: Path
+) -> None:
+    """12 MiB held in the tmpfs (charged to the task's memory cgroup) shows as each worker's
+    peak, from its node's kernel counters, in the CLI's lines and in the history."""
+    from engine.history.sqlite import SqliteStore
+    from engine.monitor.figures import Source
+
+    store = SqliteStore(history_file)
+    before = {la.row for la in store.launches()}
+    done = run(clean_swarm, "shard", "sh", "-c", FILL, workers=2)
+    assert done.returncode == 0, done.stderr
+    for index in range(2):
+        line = re.search(rf"^worker {index}: passed, exit 0, .*$", done.stderr, re.M)
+        assert line and re.search(r"memory peak \d+\.\d MiB of 256 MiB$", line[0]), done.stderr
+    ours = [la for la in store.launches() if la.row not in before]
+    assert len(ours) == 2, ours
+    usages = store.usages()
+    for la in ours:
+        assert la.engine in {url for _, url in clean_swarm.nodes}
+        usage = usages[la.row]
+        peak = usage.memory_peak
+        assert peak.source is Source.KERNEL and peak.value is not None, usage
+        assert 12 * MIB <= peak.value < 256 * MIB, peak.value / MIB
+        assert usage.memory_limit == 256 * MIB
+
+
+def test_a_swarm_workers_violation_fails_it_only_when_asked(clean_swarm: Swarm) -> None:
+    done = run(clean_swarm, "watched", "sh", "-c", FILL, workers=2)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^worker 0: passed, .*violations: memory-near-limit$", done.stderr, re.M)
+    assert "warning  memory-near-limit" in done.stderr, done.stderr
+    failing = policy(
+        "run", "watched", "--swarm", "--workers", "1", "-p", str(POLICIES), "--fail-on-violation",
+        "--", "sh", "-c", FILL, env=clean_swarm.env(), timeout=180,
+    )  # fmt: skip
+    assert failing.returncode == 3, failing.stderr
+    quiet = policy(
+        "run", "watched", "--swarm", "--workers", "1", "-p", str(POLICIES), "--no-monitor",
+        "--", "sh", "-c", FILL, env=clean_swarm.env(), timeout=180,
+    )  # fmt: skip
+    assert quiet.returncode == 0, quiet.stderr
+    assert "memory peak" not in quiet.stderr and "violations" not in quiet.stderr
