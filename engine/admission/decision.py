@@ -185,7 +185,17 @@ class Judge:
         config = fold(decode(body, "the exec body"), "the exec body")
         if config.get("privileged") not in (None, False):
             return False, "a privileged exec is refused: it would have every capability", None
-        return True, "an unprivileged exec", None
+        user = config.get("user")
+        if user not in (None, ""):
+            # The judge sees the exec, not its container: any user named is refused, root or
+            # not, since only the container's own user (its profile's) is vetted (CIS 5.24).
+            return (
+                False,
+                f"an exec as user {_show(user)} is refused: an exec runs as the container's own "
+                "user, its profile's; leave out --user",
+                None,
+            )
+        return True, "an unprivileged exec as the container's user", None
 
 
 def _unset(name: str, value: Any) -> bool:

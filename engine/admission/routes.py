@@ -29,7 +29,7 @@ class Kind(enum.Enum):
     READ = "read"  # reads only: passes
     CREATE = "create"  # POST /containers/create: judged against a profile
     UPDATE = "update"  # POST /containers/{id}/update: no limit may change
-    EXEC = "exec"  # POST /containers/{id}/exec: no privileged exec
+    EXEC = "exec"  # POST /containers/{id}/exec: no privileged exec, no other user
     COMMIT = "commit"  # POST /commit: refused
     PLUGIN = "plugin"  # installing or configuring a managed plugin: refused
     SERVICE = "service"  # a swarm service (its own container settings): refused

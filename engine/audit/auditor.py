@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from engine import labels as L
@@ -83,29 +84,42 @@ class Auditor:
                 return _unreadable(engine.name, container_id, exc)
             if inspect is None:
                 return None
-            return self.evaluate(engine.name, inspect, images.config(inspect.image), kind)
+            return self.evaluate(
+                engine.name, inspect, images.config(inspect.image), kind, engine.network_scope
+            )
 
         with cf.ThreadPoolExecutor(max_workers=INSPECT_WORKERS) as pool:
             results = pool.map(one, [c.id for c in listed])
             return [r for r in results if r is not None]
 
     def evaluate(
-        self, host: str, inspect: ContainerInspect, image: ImageConfig, kind: EngineKind = DOCKER
+        self,
+        host: str,
+        inspect: ContainerInspect,
+        image: ImageConfig,
+        kind: EngineKind = DOCKER,
+        scope: Callable[[str], str] | None = None,
     ) -> ContainerReport:
         """`audit_container`, but a container that cannot be evaluated becomes a finding of its
         own instead of ending the audit of every other container."""
         try:
-            return self.audit_container(host, inspect, image, kind)
+            return self.audit_container(host, inspect, image, kind, scope)
         except Exception as exc:
             return _unreadable(host, inspect.id, exc, _report(host, inspect))
 
     # -- one container ----------------------------------------------------------------------------
 
     def audit_container(
-        self, host: str, inspect: ContainerInspect, image: ImageConfig, kind: EngineKind = DOCKER
+        self,
+        host: str,
+        inspect: ContainerInspect,
+        image: ImageConfig,
+        kind: EngineKind = DOCKER,
+        scope: Callable[[str], str] | None = None,
     ) -> ContainerReport:
         """The findings of one container; `kind` is its engine's (`Engine.kind`), whose own
-        harmless spellings are read back before the comparison."""
+        harmless spellings are read back before the comparison; `scope` its `network_scope`,
+        for a Swarm task's container (`swarm_task.py`)."""
         labels = inspect.labels
         report = _report(host, inspect)
         name = report.name
@@ -127,6 +141,14 @@ class Auditor:
             return report
         observed = observed_settings(inspect, image)
         expected = self._expected_for(profile_name, inspect, image, observed)
+        in_kernel = expected
+        if L.SWARM_TASK in labels:
+            from engine.audit.swarm_task import as_task
+
+            profile = self.policy.profiles[profile_name]
+            expected, observed = as_task(profile, inspect, expected, observed, scope)
+            # The node's daemon gives the process no-new-privileges: the kernel proves it.
+            in_kernel = {**expected, "no_new_privileges": profile.no_new_privileges}
         observed = kind.observed(observed, expected, inspect)
         drifts = diff(expected, observed)
         findings: list[Finding] = []
@@ -138,7 +160,7 @@ class Auditor:
         else:
             findings.extend(self._drift(profile_name, d, base) for d in drifts)
         if self.deep:
-            findings.extend(self._kernel(inspect, expected, profile_name, base, kind))
+            findings.extend(self._kernel(inspect, in_kernel, profile_name, base, kind))
         report.findings = [f for f in findings if (f.profile, f.rule) not in self._waivers]
         return report
 

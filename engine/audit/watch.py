@@ -89,7 +89,11 @@ class Watcher:
         inspect = engine.inspect_if_exists(container)
         if inspect is not None:
             report = self.auditor.evaluate(
-                engine.name, inspect, images.config(inspect.image), engine.kind()
+                engine.name,
+                inspect,
+                images.config(inspect.image),
+                engine.kind(),
+                engine.network_scope,
             )
             self._queue.put(Audited(report))
 

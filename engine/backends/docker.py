@@ -199,6 +199,20 @@ class DockerEngine:
             stream = CancellableStream(api._stream_helper(response, decode=True), response)
         return _Stats(stream, self.name)
 
+    def network_scope(self, network: str) -> str:
+        """See `Engine.network_scope`."""
+        import docker.errors
+
+        try:
+            document = self.api.inspect_network(network)
+        except docker.errors.NotFound:
+            return ""
+        except Exception:
+            with self.errors("inspect network"):
+                raise
+            raise  # pragma: no cover - errors() always raises
+        return str((document or {}).get("Scope") or "") if isinstance(document, dict) else ""
+
     def inspect_image(self, image: str) -> ImageInspect:
         import docker.errors
 

@@ -350,6 +350,11 @@ class Engine(Protocol):
         """The image, or an `EngineError` that says how to get it."""
         ...
 
+    def network_scope(self, network: str) -> str:
+        """The scope of network `network` (id or name): "local", "swarm" or "global"; "" when
+        the engine has no such network."""
+        ...
+
     def create(self, body: CreateBody, name: str) -> str:
         """Create (not start) a container from an Engine API body; its id."""
         ...

@@ -146,6 +146,16 @@ class SocketEngine:
             raise self._refused("inspect container", exc) from None
         return doc.parse(doc.ContainerInspect, document, "container inspect", self.name)
 
+    def network_scope(self, network: str) -> str:
+        """See `Engine.network_scope`."""
+        try:
+            document = self._answer("GET", f"/networks/{_q(network)}", "inspect network")
+        except ApiError as exc:
+            if exc.status == 404:
+                return ""
+            raise self._refused("inspect network", exc) from None
+        return str((document or {}).get("Scope") or "") if isinstance(document, dict) else ""
+
     def inspect_image(self, image: str) -> doc.ImageInspect:
         try:
             document = self._answer("GET", f"/images/{_q(image)}/json", "inspect image")

@@ -22,14 +22,13 @@ from typing import Any
 from engine.audit import deep
 from engine.audit.drift import Drift, diff
 from engine.audit.observe import observed_settings
+from engine.audit.swarm_task import without_swarm_labels
 from engine.backends.interface import ContainerInspect, Engine
 from engine.backends.swarm import NodeDoc, TaskDoc
 from engine.launcher.spec import LaunchSpec
 from engine.render.interface import render
 from engine.render.settings import ExpectedSettings, Settings
 from policy.errors import EngineError, UsageError
-
-SWARM_LABELS = "com.docker.swarm."
 
 
 class SwarmVerificationError(EngineError):
@@ -167,9 +166,7 @@ def observed_for_task(inspect: ContainerInspect, image: Any) -> Settings:
     observed = observed_settings(inspect, image)
     networks = sorted((inspect.network_settings.networks or {}).keys())
     observed["network"] = "+".join(networks) or "none"
-    observed["labels"] = {
-        k: v for k, v in observed["labels"].items() if not k.startswith(SWARM_LABELS)
-    }
+    observed["labels"] = without_swarm_labels(observed["labels"])
     return observed
 
 

@@ -217,6 +217,19 @@ def test_requests_on_running_containers(
     assert reason in decision.why
 
 
+@pytest.mark.parametrize("user", ["0", "root", "0:0", "1001:1001", "nobody"])
+def test_an_exec_as_a_named_user_is_refused(policy: Policy, user: str) -> None:
+    body = {"User": user, "Privileged": False, "Cmd": ["true"]}
+    decision = judge(policy, with_body(recorded("docker_exec_privileged"), body))
+    assert not decision.allowed
+    assert f"an exec as user '{user}' is refused" in decision.why
+
+
+def test_an_exec_as_the_containers_own_user_is_allowed(policy: Policy) -> None:
+    body = {"User": "", "Privileged": False, "Cmd": ["true"]}  # as `docker exec` sends it
+    assert judge(policy, with_body(recorded("docker_exec_privileged"), body)).allowed
+
+
 def test_an_update_of_the_restart_policy_alone_is_allowed(policy: Policy) -> None:
     body = {"RestartPolicy": {"Name": "always"}, "MemorySwappiness": None}
     assert judge(policy, with_body(recorded("docker_update_memory"), body)).allowed

@@ -194,6 +194,10 @@ def test_update_beyond_the_profile_is_refused_and_reads_keep_working(setup: Setu
         )
         refused_exec = setup.docker("exec", "--privileged", container, "true")
         assert "privileged exec is refused" in setup.refused(refused_exec)
+        as_root = setup.docker("exec", "--user", "0", container, "id", "-u")
+        assert "an exec as user '0' is refused" in setup.refused(as_root)
+        own = setup.docker("exec", container, "id", "-u")
+        assert own.returncode == 0 and own.stdout.strip() == "1001", own.stderr
         assert "commit is refused" in setup.refused(setup.docker("commit", container, "x:y"))
     finally:
         assert setup.docker("rm", "-f", container).returncode == 0

@@ -3,9 +3,14 @@ a running job (`docker service update --cap-add`)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +161,67 @@ def test_an_image_the_nodes_lack_is_refused_by_run_and_failed_by_doctor(
     assert run.returncode == 2 and "no-such-image:1 is not available" in run.stderr, run.stderr
     assert not has_traceback(run.stderr)
     assert not clean_swarm.docker(0, "service", "ls", "-q")
+
+
+def _node_audit(swarm: Swarm, node: int, *extra: str) -> tuple[int, dict[str, Any]]:
+    env = {**swarm.env(), "DOCKER_HOST": swarm.nodes[node][1]}
+    done = policy("audit", "-p", str(POLICIES), "--format", "json", *extra, env=env, timeout=60)
+    assert not has_traceback(done.stderr) and done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_a_plain_audit_of_a_node_holds_its_task_containers_to_the_profile_as_tasks(
+    clean_swarm: Swarm,
+) -> None:
+    """On each node, a running job's task containers are clean for `policy audit` (and
+    `--deep`): their job network and the daemon's no-new-privileges are not drift. A container
+    started by hand with a task's labels copied (`com.docker.swarm.task.id` included) is not
+    taken for one: its network is drift."""
+    args = ("run", "shard", "--swarm", "--workers", "2", "-p", str(POLICIES), "--", "sleep", "300")
+    forged = f"forged-task-{uuid.uuid4().hex[:6]}"
+    with spawned(*args, env=clean_swarm.env()) as proc:
+        try:
+            wait_for(
+                lambda: (
+                    sum(t["CurrentState"].startswith("Running") for t in task_states(clean_swarm))
+                    == 2
+                ),
+                "two running tasks",
+                deadline=90,
+            )
+            seen = 0
+            for node in (0, 1):
+                for extra in ((), ("--deep",)):
+                    code, report = _node_audit(clean_swarm, node, *extra)
+                    tasks = [c for c in report["containers"] if c["profile"] == "shard"]
+                    assert all(c["findings"] == [] for c in tasks), report
+                    assert code == 0, report
+                seen += len(tasks)
+            assert seen == 2
+            node = next(n for n in (0, 1) if clean_swarm.docker(n, "ps", "-q"))
+            task = clean_swarm.docker(
+                node, "ps", "-q", "--filter", "label=io.container-policy.profile"
+            ).split()[0]
+            labels = json.loads(
+                clean_swarm.docker(node, "inspect", "--format", "{{json .Config.Labels}}", task)
+            )
+            flags = [f"--label={k}={v}" for k, v in labels.items()]
+            clean_swarm.docker(
+                node, "run", "-d", "--name", forged, *flags, "--user", "1001:1001", "--read-only",
+                "--cap-drop", "ALL", "simple-test-isolation:latest", "sleep", "300",
+            )  # fmt: skip
+            code, report = _node_audit(clean_swarm, node)
+            assert code == 1
+            found = next(c for c in report["containers"] if c["name"] == forged)
+            network = [f for f in found["findings"] if f["field"] == "network"]
+            assert network and network[0]["kind"] == "drift", found
+            assert network[0]["expected"].startswith("policy-") and network[0]["expected"].endswith(
+                "-net"
+            )
+            assert network[0]["actual"] == "bridge (scope local)", network
+        finally:
+            for index in (0, 1):
+                with contextlib.suppress(AssertionError):  # not made on that node
+                    clean_swarm.docker(index, "rm", "-f", forged)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
