@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,12 +56,12 @@ class Plugin:
 
 
 @contextlib.contextmanager
-def plugin(tmp: Path, project: Path, *options: str) -> Iterator[Plugin]:
+def plugin(tmp: Path, project: Path, *options: str, policies: Path = POLICIES) -> Iterator[Plugin]:
     """`policy admission serve` on a unique name; stopped and its socket gone afterwards."""
     name = f"cp-admission-{uuid.uuid4().hex[:8]}"
     path = Path("/run/docker/plugins") / f"{name}.sock"
     log = tmp / f"{name}.jsonl"
-    argv = [*POLICY, "admission", "serve", "--name", name, "--policies", str(POLICIES)]
+    argv = [*POLICY, "admission", "serve", "--name", name, "--policies", str(policies)]
     argv += ["--project", str(project), "--log", str(log), *options]
     process = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE)
     try:
@@ -201,6 +202,51 @@ def test_update_beyond_the_profile_is_refused_and_reads_keep_working(setup: Setu
         assert "commit is refused" in setup.refused(setup.docker("commit", container, "x:y"))
     finally:
         assert setup.docker("rm", "-f", container).returncode == 0
+
+
+def test_the_plugin_judges_by_a_changed_policy_once_reloaded_and_keeps_the_last_good_one(
+    tmp_path: Path,
+) -> None:
+    """Edited while it serves: the old `docker run` line (the old digest) is refused and the new
+    one allowed; then a policy that no longer validates leaves the last good one judging."""
+    project = tmp_path / "project"
+    (project / "test-results").mkdir(parents=True)  # a `docker run` line does not make it
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    base = policies / "base.toml"
+    with (
+        plugin(tmp_path, project, policies=policies) as served,
+        extra_engine(extra_args=[f"--authorization-plugin={served.name}"]) as engine,
+    ):
+        setup = Setup(served, engine, project)
+
+        def line() -> list[str]:
+            done = setup.policy(
+                "render", "isolation", "--policies", str(policies), "--project", str(project),
+                "--", "true",
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            return shlex.split(done.stdout.splitlines()[0])[1:]
+
+        def events(kind: str) -> int:
+            return sum(d.get("event") == kind for d in served.decisions())
+
+        old = line()
+        ran = setup.docker(*old)
+        assert ran.returncode == 0, ran.stderr
+        base.write_text(base.read_text().replace('memory = "1g"', 'memory = "768m"', 1))
+        wait_for(lambda: events("reloaded") == 1, "the plugin's reload", deadline=30)
+        assert "launch it again with `policy run`" in setup.refused(setup.docker(*old))
+        new = line()
+        assert "--memory 768m" in " ".join(new), new
+        ran = setup.docker(*new)
+        assert ran.returncode == 0, ran.stderr
+
+        base.write_text(base.read_text().replace('memory = "768m"', 'memory = "lots"', 1))
+        wait_for(lambda: events("reload-failed") == 1, "the failed reload", deadline=30)
+        ran = setup.docker(*new)  # the last good policy still judges
+        assert ran.returncode == 0, ran.stderr
+        assert served.process.poll() is None
 
 
 def test_killing_the_plugin_makes_the_engine_refuse(tmp_path: Path) -> None:
