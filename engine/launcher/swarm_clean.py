@@ -26,8 +26,11 @@ SETTLE = 1.0  # seconds a node must show no task container of the job before it 
 CLEANUP_PATIENCE = 30.0  # seconds to wait for a network's last task to let go of it
 
 
-def remove_task_containers(nodes: Mapping[str, Node], services: list[str]) -> list[str]:
-    """Until no node has a task container of `services` left; what could not be removed."""
+def remove_task_containers(
+    nodes: Mapping[str, Node], services: list[str], settle: float = SETTLE
+) -> list[str]:
+    """Until no node has a task container of `services` left (for `settle` seconds: 0 when every
+    task has ended, so that no agent can still be making one); what could not be removed."""
     deadline = time.monotonic() + CLEANUP_PATIENCE
     pending = dict(nodes)
     quiet: dict[str, float] = {}  # node -> since when it has shown none
@@ -38,7 +41,7 @@ def remove_task_containers(nodes: Mapping[str, Node], services: list[str]) -> li
                     quiet.pop(node_id, None)
                 # None for a while: an agent may still be creating the container of a task
                 # assigned just before its service went, and remove it only later.
-                elif time.monotonic() - quiet.setdefault(node_id, time.monotonic()) >= SETTLE:
+                elif time.monotonic() - quiet.setdefault(node_id, time.monotonic()) >= settle:
                     del pending[node_id]
             except EngineError:
                 del pending[node_id]  # its agent removes them when it answers again

@@ -31,7 +31,7 @@ from engine.launcher import swarm_verify as sv
 from engine.launcher.mounts import prepare_mounts
 from engine.launcher.run import EXIT_OOM, EXIT_TIMEOUT
 from engine.launcher.spec import LaunchSpec, RunResult
-from engine.launcher.swarm_clean import CLEANUP_PATIENCE, remove_task_containers
+from engine.launcher.swarm_clean import CLEANUP_PATIENCE, SETTLE, remove_task_containers
 from engine.launcher.workers import WorkerOutcome
 from engine.logs import logger
 from engine.render.swarm import job_network, service_spec
@@ -401,7 +401,11 @@ def _remove_all(job: _Job) -> None:
 
 def _wait_for_tasks(job: _Job) -> list[str]:
     services = [w.service for w in job.workers if w.service]
-    return remove_task_containers(job.nodes, services)
+    # Every task seen ended: a job's service runs one task and never restarts it (condition
+    # none), so no agent can still be making a container of it, and a node that shows none is
+    # clean at once. A job stopped early waits for the agents (`SETTLE`).
+    ended = all(w.ended and w.task is not None and w.task.ended for w in job.workers)
+    return remove_task_containers(job.nodes, services, 0.0 if ended else SETTLE)
 
 
 def _remove_network(job: _Job) -> list[str]:
