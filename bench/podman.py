@@ -62,12 +62,23 @@ def podman_line(policies: Path) -> list[str]:
     return ["podman", *STORE, *argv[1:]]
 
 
+def run(quick: bool) -> dict[str, Any]:
+    """For bench/run.py."""
+    return measure(3 if quick else 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--output", type=Path, help="also write the results (JSON) here")
     args = parser.parse_args(argv)
     install_sigterm()
+    emit(measure(args.rounds), args.output)
+    return 0
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    """`rounds` paired rounds on the test service (started here if it is not running)."""
     subprocess.run([str(ROOT / "scripts" / "ensure-podman.sh")], check=True)
     with tempfile.TemporaryDirectory(prefix="bench-podman-") as tmp, policy_cache_dir():
         policies = make_policy_copy(Path(tmp))
@@ -78,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant, line in (("policy", ours), ("podman", theirs)):  # warm both, untimed
             if run_proc(line).rc != 0:
                 raise SystemExit(f"bench: {variant} run failed: {shlex.join(line)}")
-        for r in range(args.rounds):
+        for r in range(rounds):
             order = ["policy", "podman"] if r % 2 == 0 else ["podman", "policy"]
             for variant in order:
                 done = run_proc(ours if variant == "policy" else theirs)
@@ -86,18 +97,16 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"bench: {variant} run failed: {done.stderr}")
                 walls[variant].append(done.wall)
             log(
-                f"  round {r + 1}/{args.rounds}: policy run {walls['policy'][-1]:.3f}s, "
+                f"  round {r + 1}/{rounds}: policy run {walls['policy'][-1]:.3f}s, "
                 f"podman run {walls['podman'][-1]:.3f}s"
             )
-    results: dict[str, Any] = {
-        "rounds": args.rounds,
+    return {
+        "rounds": rounds,
         "policy_run_wall": summary(walls["policy"]),
         "podman_run_wall": summary(walls["podman"]),
         "ratio_policy_over_podman": paired_ratio(walls["policy"], walls["podman"]),
         "podman_line": shlex.join(theirs),
     }
-    emit(results, args.output)
-    return 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,16 @@ os.chdir(Path(__file__).resolve().parent.parent)
 
 from bench import common, report  # noqa: E402
 
-BENCHMARKS = ("validate", "launch", "audit", "admission", "monitor", "usage_report", "swarm")
+BENCHMARKS = (
+    "validate",
+    "launch",
+    "audit",
+    "admission",
+    "monitor",
+    "usage_report",
+    "swarm",
+    "podman",
+)
 DOC = common.ROOT / "docs" / "benchmarks.md"
 SCHEMA = "container-policy/bench/v2"  # v2: cold and warm policy cache, the rows of issue 13
 
@@ -109,6 +118,7 @@ def main() -> int:
             "quick": args.quick,
             "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": "python bench/run.py" + (" --quick" if args.quick else ""),
+            "only": args.only or None,  # the others kept from the results file, each dated
             "machine": common.machine_info(api),
         }
     )
@@ -192,6 +202,10 @@ def _measure(
                 from bench import swarm
 
                 data = swarm.run(quick)
+            elif name == "podman":
+                from bench import podman
+
+                data = podman.run(quick)
             else:
                 from bench import audit
 
