@@ -489,6 +489,31 @@ def test_bad_usage_exits_2(argv: list[str]) -> None:
     assert "--help" in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "isolation", "--", "true"],
+        ["audit"],
+        ["doctor"],
+        ["clean", "--dry-run"],
+    ],
+    ids=["run", "audit", "doctor", "clean"],
+)
+def test_swarm_node_without_swarm_is_refused_before_any_engine_is_asked(argv: list[str]) -> None:
+    """Ignored, `--swarm-node` would let a user believe the nodes were checked. The engine URL
+    is one that answers nothing: the refusal comes first."""
+    command = [argv[0], "--host", "unix:///nonexistent/docker.sock", *argv[1:]]
+    if "--" in command:
+        at = command.index("--")
+        command[at:at] = ["--swarm-node", "unix:///nonexistent/node.sock"]
+    else:
+        command += ["--swarm-node", "unix:///nonexistent/node.sock"]
+    code, out, err = cli(*command)
+    assert code == 2 and out == ""
+    assert "policy: error: --swarm-node is for --swarm" in err
+    assert "Traceback" not in err
+
+
 def test_rules_lists_every_rule() -> None:
     code, out, _ = run("rules")
     assert code == 0

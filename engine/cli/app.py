@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return USAGE
+        if getattr(args, "swarm_node", None) and not getattr(args, "swarm", False):
+            from policy.errors import UsageError
+
+            # Ignored, it would let a user believe the nodes were checked.
+            raise UsageError("--swarm-node is for --swarm: a node's engine is read only there")
         code: int = args.func(args)
         return code
     except Error as exc:
