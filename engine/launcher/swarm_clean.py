@@ -113,21 +113,25 @@ def remove(manager: SwarmEngine, found: Leftovers, removed: Callable[[str, str],
         )
     for node in found.nodes.values():
         removed("task containers on node", node.label)
-    waiting = list(found.networks)
+    names = {n["id"]: f"{n['name']} ({n['profile']})" for n in found.networks}
+    left = remove_networks(manager, names, lambda network: removed("network", names[network]))
+    if left:
+        raise EngineError(f"the network(s) {', '.join(left)} still have endpoints: run it again")
+
+
+def remove_networks(
+    manager: SwarmEngine, networks: Mapping[str, str], gone: Callable[[str], None] = lambda _: None
+) -> list[str]:
+    """Remove each network (id -> name) once the nodes have let go of its endpoints, for up to
+    `CLEANUP_PATIENCE` seconds; `gone(id)` after each. The names of those still there."""
+    waiting = dict(networks)
     until = time.monotonic() + CLEANUP_PATIENCE
     while waiting:
-        waiting = [n for n in waiting if not _gone(manager, n, removed)]
-        if waiting and time.monotonic() > until:
-            names = ", ".join(n["name"] for n in waiting)
-            raise EngineError(f"the network(s) {names} still have endpoints: run it again")
-        if waiting:
-            time.sleep(POLL)  # the nodes let go of a network's endpoints after the tasks go
-
-
-def _gone(
-    manager: SwarmEngine, network: dict[str, str], removed: Callable[[str, str], None]
-) -> bool:
-    if not manager.remove_network(network["id"]):
-        return False
-    removed("network", f"{network['name']} ({network['profile']})")
-    return True
+        for network in list(waiting):
+            if manager.remove_network(network):
+                del waiting[network]
+                gone(network)
+        if not waiting or time.monotonic() > until:
+            break
+        time.sleep(POLL)  # the nodes remove the tasks' endpoints after the services go
+    return list(waiting.values())

@@ -31,7 +31,7 @@ from engine.launcher import swarm_verify as sv
 from engine.launcher.mounts import prepare_mounts
 from engine.launcher.run import EXIT_OOM, EXIT_TIMEOUT
 from engine.launcher.spec import LaunchSpec, RunResult
-from engine.launcher.swarm_clean import CLEANUP_PATIENCE, SETTLE, remove_task_containers
+from engine.launcher.swarm_clean import SETTLE, remove_networks, remove_task_containers
 from engine.launcher.workers import WorkerOutcome
 from engine.logs import logger
 from engine.render.swarm import job_network, service_spec
@@ -410,13 +410,8 @@ def _wait_for_tasks(job: _Job) -> list[str]:
 
 def _remove_network(job: _Job) -> list[str]:
     assert job.network is not None
-    deadline = time.monotonic() + CLEANUP_PATIENCE
-    while True:
-        try:
-            if job.manager.remove_network(job.network_id or job.network):
-                return []
-        except EngineError as exc:
-            return [f"network {job.network} ({exc.message})"]
-        if time.monotonic() > deadline:
-            return [f"network {job.network} (its tasks did not let go of it)"]
-        time.sleep(POLL)  # the nodes remove the tasks' endpoints after the services go
+    try:
+        left = remove_networks(job.manager, {job.network_id or job.network: job.network})
+    except EngineError as exc:
+        return [f"network {job.network} ({exc.message})"]
+    return [f"network {name} (its tasks did not let go of it)" for name in left]
