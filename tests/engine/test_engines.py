@@ -175,6 +175,32 @@ def test_a_field_podman_cannot_enforce_is_refused_before_anything_exists(
     assert "FAIL  profile probe: seccomp: cannot be enforced by Podman" in out
 
 
+def test_a_tmpfs_podman_would_mount_otherwise_is_refused_and_one_it_keeps_runs(
+    project: Path, podman: SocketEngine, podman_url: str, none_left_on: LeftCheck
+) -> None:
+    """Podman mounts every tmpfs nosuid and nodev: a profile's tmpfs without them is refused by
+    name before anything exists; with them the container gets the profile's mode."""
+    none_left_on(podman_url)
+    bare = write_probe_policy(
+        project, ULIMITS + 'tmpfs."/scratch" = { size = "10m", mode = "700" }\n'
+    )
+    code, _, err = cli("run", "probe", *options(bare, project, podman_url), "--", "true")
+    assert code == 2, err
+    assert "  tmpfs: Podman mounts every tmpfs nosuid and nodev" in err
+    assert "/scratch lacks nodev, nosuid" in err
+    assert of_project(podman, project) == []
+    kept = write_probe_policy(
+        project,
+        ULIMITS
+        + 'tmpfs."/scratch" = { size = "10m", mode = "700", options = ["nodev", "nosuid"] }\n',
+    )
+    code, out, err = cli(
+        "run", "probe", *options(kept, project, podman_url), "--", "stat", "-c", "%a", "/scratch"
+    )
+    assert code == 0, err
+    assert out.split() == ["700"]
+
+
 def test_doctor_names_the_engine_kind(project: Path, engine_url: str) -> None:
     policies = write_probe_policy(project, ULIMITS)
     code, out, _ = cli("doctor", "probe", *options(policies, project, engine_url))

@@ -19,7 +19,7 @@ from engine.backends.kinds.podman_info_cache import _key, cached_podman_info
 from engine.backends.podman_documents import PodmanInfo
 from policy.cache import default_directory
 from policy.loader import Policy
-from policy.model import Profile
+from policy.model import Profile, Tmpfs
 from policy.runtime_keys import Ulimit
 from tests.documents import (
     RECORDED_PROJECT,
@@ -197,6 +197,22 @@ def test_podman_refuses_a_profile_without_nofile_and_nproc(
     refused = podman().refusals(profile)
     assert [r.field for r in refused] == ["ulimits"]
     assert f"Podman gives every container {missing} limits of its own" in refused[0].why
+    assert kind_of("docker").refusals(profile) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "lacks"),
+    [((), "nodev, nosuid"), (("noexec",), "nodev, nosuid"), (("nosuid",), "nodev")],
+)
+def test_podman_refuses_a_tmpfs_without_the_options_it_forces(
+    policy: Policy, options: tuple[str, ...], lacks: str
+) -> None:
+    isolation = with_ulimits(policy.profiles["isolation"], nofile=1024, nproc=1024)
+    scratch = Tmpfs(size=1 << 20, mode=0o700, options=options)
+    profile = isolation.model_copy(update={"tmpfs": {**isolation.tmpfs, "/scratch": scratch}})
+    refused = podman().refusals(profile)
+    assert [r.field for r in refused] == ["tmpfs"]
+    assert f"/scratch lacks {lacks}" in refused[0].why and "/tmp" not in refused[0].why
     assert kind_of("docker").refusals(profile) == []
 
 

@@ -1,5 +1,6 @@
-"""`policy shell` on a terminal: joined to the container through the engine's API (no `docker`
-binary), under the profile, its exit code returned, nothing left behind."""
+"""`policy shell` on a terminal, on Docker and on Podman's service: joined to the container
+through the engine's API (no `docker` binary), under the profile, its exit code returned,
+nothing left behind."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import os
 import pty
 import subprocess
 import time
-from typing import Any
 
 import pytest
 
+from engine.backends.unix_socket import SocketEngine
 from engine.labels import PROJECT
 from tests.helpers import POLICIES, ROOT
 from tests.processes import default_sigint, policy_command
@@ -31,11 +32,12 @@ def _read_all(fd: int, deadline: float) -> bytes:
     return out
 
 
-def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
+def test_shell_on_a_terminal_runs_under_the_profile(engine_url: str) -> None:
     (ROOT / "test-results").mkdir(exist_ok=True)
+    engine = SocketEngine(engine_url)
     # Only this project's containers: other projects on the same engine come and go meanwhile.
     mine = {"label": f"{PROJECT}={ROOT}"}
-    before = {c["Id"] for c in docker_client.api.containers(all=True, filters=mine)}
+    before = {c.id for c in engine.containers(mine, all=True)}
     main, child = pty.openpty()
     # No `docker` binary on the PATH: the terminal is joined through the engine's API.
     path = "/nonexistent:" + os.path.dirname(policy_command()[0])
@@ -46,6 +48,8 @@ def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
             "isolation",
             "--policies",
             str(POLICIES),
+            "--host",
+            engine_url,
             "--",
             "sh",
             "-c",
@@ -69,5 +73,6 @@ def test_shell_on_a_terminal_runs_under_the_profile(docker_client: Any) -> None:
     lines = [line.strip() for line in text.splitlines()]
     assert "1001" in lines, text  # the profile's user, on the container's own terminal
     assert any(line.startswith("/dev/pts/") for line in lines), text
-    after = {c["Id"] for c in docker_client.api.containers(all=True, filters=mine)}
+    after = {c.id for c in engine.containers(mine, all=True)}
+    engine.close()
     assert after <= before, "the shell's container was left behind"

@@ -23,6 +23,9 @@ What Podman's compatibility layer does to a create request, and what this kind d
   (`ulimits`), or it is refused before anything is created. Inspect names them `RLIMIT_NOFILE`;
   they read back as the profile spells them (`nofile`). Rootless, the compat API drops the
   request's ulimits altogether, so a rootless Podman is refused any profile.
+- Every tmpfs is mounted `nosuid` and `nodev`, whatever the request asks (seen on 4.3 with
+  `options = []`, `["noexec"]`, `["nosuid"]`): a profile whose tmpfs lacks either would not be
+  what runs, so it is refused by name before anything is created, not after the create.
 - A custom seccomp profile is refused: the compat API reads `seccomp=` only as a path on the
   engine's machine, not the validated JSON this tool sends, and its inspect does not show the
   filter applied, so nothing could verify it.
@@ -49,6 +52,7 @@ MASK = "ro,nosuid,nodev,noexec"
 _MASK_OPTIONS = sorted(MASK.split(","))
 ADDED_ENV = ("TERM", "container")
 ADDED_TMPFS_OPTIONS = frozenset({"rw", "rprivate", "tmpcopyup"})
+FORCED_TMPFS_OPTIONS = ("nodev", "nosuid")  # on every tmpfs Podman mounts
 NO_PIDS_LIMIT = -1
 
 
@@ -65,6 +69,7 @@ class Podman(BaseKind):
     def refusals(self, profile: Profile) -> list[Refusal]:
         out = self.limit_refusals(profile)
         out.extend(self._ulimit_refusals(profile))
+        out.extend(_tmpfs_refusals(profile))
         if profile.seccomp.mode == "custom":
             out.append(
                 Refusal(
@@ -243,3 +248,21 @@ class Podman(BaseKind):
                 "refused",
             ),
         ]
+
+
+def _tmpfs_refusals(profile: Profile) -> list[Refusal]:
+    lacking = {
+        target: [o for o in FORCED_TMPFS_OPTIONS if o not in spec.options]
+        for target, spec in sorted(profile.tmpfs.items())
+    }
+    named = [f"{target} lacks {', '.join(m)}" for target, m in lacking.items() if m]
+    if not named:
+        return []
+    return [
+        Refusal(
+            "tmpfs",
+            "Podman mounts every tmpfs nosuid and nodev, whatever the request asks, so the "
+            f"container would not have the profile's tmpfs ({'; '.join(named)}): add both to "
+            "its options for Podman, or launch this profile on Docker",
+        )
+    ]
