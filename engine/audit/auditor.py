@@ -142,6 +142,7 @@ class Auditor:
         observed = observed_settings(inspect, image)
         expected = self._expected_for(profile_name, inspect, image, observed)
         in_kernel = expected
+        daemon_wide: tuple[str, ...] = ()
         if L.SWARM_TASK in labels:
             from engine.audit.swarm_task import as_task
 
@@ -149,6 +150,7 @@ class Auditor:
             expected, observed = as_task(profile, inspect, expected, observed, scope)
             # The node's daemon gives the process no-new-privileges: the kernel proves it.
             in_kernel = {**expected, "no_new_privileges": profile.no_new_privileges}
+            daemon_wide = ("no_new_privileges",)
         observed = kind.observed(observed, expected, inspect)
         drifts = diff(expected, observed)
         findings: list[Finding] = []
@@ -160,7 +162,7 @@ class Auditor:
         else:
             findings.extend(self._drift(profile_name, d, base) for d in drifts)
         if self.deep:
-            findings.extend(self._kernel(inspect, in_kernel, profile_name, base, kind))
+            findings.extend(self._kernel(inspect, in_kernel, profile_name, base, kind, daemon_wide))
         report.findings = [f for f in findings if (f.profile, f.rule) not in self._waivers]
         return report
 
@@ -211,7 +213,10 @@ class Auditor:
         profile: str,
         base: dict[str, Any],
         kind: EngineKind,
+        daemon_wide: tuple[str, ...] = (),
     ) -> list[Finding]:
+        """The kernel's view against `expected`; a setting in `daemon_wide` that the node's
+        daemon turns on for every container is not drift where the profile leaves it off."""
         from engine.audit.deep import compare_kernel, kernel_view, owned_by
 
         # Only where this machine's /proc shows the container's own process: proven from the
@@ -231,6 +236,7 @@ class Auditor:
                 base,
             )
             for field, want, got in compare_kernel(expected, view) + kind.kernel(expected, view)
+            if not (field in daemon_wide and not want)
         ]
 
     def _unmanaged(

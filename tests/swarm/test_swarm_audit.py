@@ -225,3 +225,29 @@ def test_a_plain_audit_of_a_node_holds_its_task_containers_to_the_profile_as_tas
                     clean_swarm.docker(index, "rm", "-f", forged)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=120)
+
+
+def test_a_daemon_stricter_than_the_profile_is_not_kernel_drift_for_a_task(
+    clean_swarm: Swarm,
+) -> None:
+    """Nodes 0 and 1 run with a daemon-wide no-new-privileges: a task of a profile that leaves
+    it off has it in the kernel, which `--deep` on its node does not call drift."""
+    args = ("run", "lenient", "--swarm", "-p", str(POLICIES), "--", "sleep", "300")
+    with spawned(*args, env=clean_swarm.env()) as proc:
+        try:
+            wait_for(
+                lambda: any(
+                    t["CurrentState"].startswith("Running") for t in task_states(clean_swarm)
+                ),
+                "a running task",
+                deadline=90,
+            )
+            label = "label=io.container-policy.profile=lenient"
+            node = next(n for n in (0, 1) if clean_swarm.docker(n, "ps", "-q", "--filter", label))
+            code, report = _node_audit(clean_swarm, node, "--deep")
+            tasks = [c for c in report["containers"] if c["profile"] == "lenient"]
+            assert len(tasks) == 1 and tasks[0]["findings"] == [], report
+            assert code == 0
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
