@@ -219,17 +219,37 @@ def _look_at(job: _Job, index: int, worker: _Worker, task: TaskDoc) -> None:
         try:
             node.engine.version()
         except EngineError as exc:
-            raise EngineError(
-                f"worker {index}'s node {node.label} stopped answering mid-job ({exc.message}); "
-                "its task can be neither watched nor verified"
-            ) from None
-    if node is not None and not worker.verified and task.status.container.container_id:
-        _sample(job, worker, node, task)
-        _verify(job, index, worker, node, task)
-    if task.ended and worker.verified:
-        _ended(node, worker, task)
-    elif task.ended and task.status.container.container_id is None:
-        worker.ended, worker.error = True, task.status.err or task.status.state
+            raise _stopped_answering(index, node, exc) from None
+    try:
+        if node is not None and not worker.verified and task.status.container.container_id:
+            _sample(job, worker, node, task)
+            _verify(job, index, worker, node, task)
+        if task.ended and worker.verified:
+            _ended(node, worker, task)
+        elif task.ended and task.status.container.container_id is None:
+            worker.ended, worker.error = True, task.status.err or task.status.state
+    except sv.SwarmVerificationError:
+        raise  # a drift is a drift, whatever the node does next
+    except EngineError as exc:
+        # The node may stop between the look above and these reads: say so, not just the read.
+        if node is None or _answers(node.engine):
+            raise
+        raise _stopped_answering(index, node, exc) from None
+
+
+def _answers(engine: Engine) -> bool:
+    try:
+        engine.version()
+    except EngineError:
+        return False
+    return True
+
+
+def _stopped_answering(index: int, node: sv.Node, exc: EngineError) -> EngineError:
+    return EngineError(
+        f"worker {index}'s node {node.label} stopped answering mid-job ({exc.message}); "
+        "its task can be neither watched nor verified"
+    )
 
 
 def _verify(job: _Job, index: int, worker: _Worker, node: sv.Node, task: TaskDoc) -> None:
