@@ -211,7 +211,7 @@ class DockerEngine:
             with self.errors("inspect network"):
                 raise
             raise  # pragma: no cover - errors() always raises
-        return str((document or {}).get("Scope") or "") if isinstance(document, dict) else ""
+        return str(document.get("Scope") or "") if isinstance(document, dict) else ""
 
     def inspect_image(self, image: str) -> ImageInspect:
         import docker.errors

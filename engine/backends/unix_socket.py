@@ -154,7 +154,7 @@ class SocketEngine:
             if exc.status == 404:
                 return ""
             raise self._refused("inspect network", exc) from None
-        return str((document or {}).get("Scope") or "") if isinstance(document, dict) else ""
+        return str(document.get("Scope") or "") if isinstance(document, dict) else ""
 
     def inspect_image(self, image: str) -> doc.ImageInspect:
         try:

@@ -80,7 +80,8 @@ def leftovers(manager: SwarmEngine, engines: Mapping[str, Engine]) -> Leftovers:
          "profile": str((n.get("Labels") or {}).get(L.PROFILE, "?"))}
         for n in manager.networks({"label": [L.PROFILE]})
     ]  # fmt: skip
-    ran = {t.node_id for s in services for t in manager.tasks({"service": s.id}) if t.node_id}
+    tasks = manager.tasks({"service": [s.id for s in services]}) if services else []
+    ran = {t.node_id for t in tasks if t.node_id}  # one list call for all the services
     docs = {n.id: n for n in manager.nodes()}
     nodes = {i: Node(docs[i], engines[i]) for i in sorted(ran) if i in engines and i in docs}
     unreachable = sorted(
